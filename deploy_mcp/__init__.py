@@ -1,0 +1,3 @@
+"""deploy-mcp: an MCP server that ships services safely."""
+
+__version__ = "0.1.0"

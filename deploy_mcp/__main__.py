@@ -1,0 +1,3 @@
+from deploy_mcp.server.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,303 @@
+"""The deploy.toml schema: one pydantic model is the single source of truth.
+
+Every model forbids unknown keys, because a typo silently ignored (``stratgy = "canary"``) is a production
+incident waiting to happen. Durations are written the way people write them ("30s", "2m", "1h") and held as
+seconds so the rest of the code never parses strings.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from "500ms", "30s", "2m", "1h", "1d" or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '2m' or '1h'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+    else:
+        raise ValueError(f"{value!r} is not a duration; write it like '30s', '2m' or '1h'")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Mode(StrEnum):
+    """How much ceremony a deployment needs (the skill's three modes)."""
+
+    GREENFIELD = "greenfield"
+    BROWNFIELD_POLISH = "brownfield-polish"
+    BROWNFIELD_ENTERPRISE = "brownfield-enterprise"
+
+
+class StrategyName(StrEnum):
+    ROLLING = "rolling"
+    BLUE_GREEN = "blue-green"
+    CANARY = "canary"
+    RECREATE = "recreate"
+    FEATURE_FLAG = "feature-flag"
+
+
+class TargetKind(StrEnum):
+    LOCAL = "local"
+    KUBERNETES = "kubernetes"
+    ECS = "ecs"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Tier(Strict):
+    """A warn / critical pair: warn pauses for a decision, critical rolls back."""
+
+    warn: float = Field(ge=0)
+    critical: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Tier:
+        if self.critical < self.warn:
+            raise ValueError(f"critical ({self.critical}) must be at least warn ({self.warn})")
+        return self
+
+
+class Thresholds(Strict):
+    """Metric limits; the defaults are the skill's (error rate 1% / 5%, p95 500 ms / 2000 ms)."""
+
+    error_rate: Tier = Field(default_factory=lambda: Tier(warn=0.01, critical=0.05))
+    latency_p95_ms: Tier = Field(default_factory=lambda: Tier(warn=500, critical=2000))
+    latency_p99_ms: Tier | None = None
+
+    @field_validator("error_rate")
+    @classmethod
+    def _rate_is_fraction(cls, tier: Tier) -> Tier:
+        if tier.critical > 1:
+            raise ValueError("error rates are fractions between 0 and 1 (0.05 means 5%)")
+        return tier
+
+
+class ThresholdOverrides(Strict):
+    """Per-service or per-environment overrides; whatever is left out is inherited."""
+
+    error_rate: Tier | None = None
+    latency_p95_ms: Tier | None = None
+    latency_p99_ms: Tier | None = None
+
+
+class Analysis(Strict):
+    """How each step is judged (Argo Rollouts / Flagger semantics, see the docs)."""
+
+    interval: Duration = 10.0
+    bake: Duration = 30.0
+    min_requests: int = Field(default=50, ge=0)
+    failure_limit: int = Field(default=0, ge=0)
+    inconclusive_limit: int = Field(default=0, ge=0)
+    consecutive_error_limit: int = Field(default=4, ge=0)
+    compare_baseline: bool = True
+
+
+class RecordedCheck(Strict):
+    path: str = "/health"
+    timeout: Duration = 5.0
+
+
+class ReleaseOverride(Strict):
+    """How a specific release differs: the local platform uses this to describe good and bad releases."""
+
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = None
+    image: str | None = None
+    migrations_irreversible: bool = False
+
+
+class Environment(Strict):
+    strategy: StrategyName = StrategyName.ROLLING
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100])
+    port: int | None = Field(default=None, ge=1, le=65535)
+    replicas: int | None = Field(default=None, ge=1)
+    max_surge: int = Field(default=1, ge=0)
+    max_unavailable: int = Field(default=0, ge=0)
+    analysis: Analysis = Field(default_factory=Analysis)
+    thresholds: ThresholdOverrides = Field(default_factory=ThresholdOverrides)
+    requires: list[str] = Field(default_factory=list)
+    scale_down_delay: Duration = 30.0
+    production: bool | None = None
+    namespace: str | None = None
+    cluster: str | None = None
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_ramp_up(cls, steps: list[int]) -> list[int]:
+        if not steps:
+            raise ValueError("give at least one step, for example [5, 25, 50, 100]")
+        if any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError(f"steps must increase, got {steps}")
+        if steps[-1] != 100:
+            steps = [*steps, 100]
+        return steps
+
+    @model_validator(mode="after")
+    def _surge_or_unavailable(self) -> Environment:
+        if self.max_surge == 0 and self.max_unavailable == 0:
+            raise ValueError("max_surge and max_unavailable cannot both be 0: the rollout could never progress")
+        return self
+
+
+class FeatureFlag(Strict):
+    """A flag in a flagd-format JSON file (OpenFeature) that the service reads."""
+
+    name: str
+    file: str = ".deploy/flags.json"
+
+
+class Service(Strict):
+    target: TargetKind = TargetKind.LOCAL
+    command: list[str] | None = None
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    image: str | None = None
+    replicas: int = Field(default=2, ge=1)
+    health: str = "/health"
+    smoke: list[str] = Field(default_factory=lambda: ["/health"])
+    requests_per_second: float | None = Field(default=None, ge=0)
+    instant_rollback_critical: bool = False
+    flag: FeatureFlag | None = None
+    thresholds: ThresholdOverrides = Field(default_factory=ThresholdOverrides)
+    versions: dict[str, ReleaseOverride] = Field(default_factory=dict)
+    environments: dict[str, Environment] = Field(default_factory=dict)
+
+    @field_validator("smoke")
+    @classmethod
+    def _paths(cls, smoke: list[str]) -> list[str]:
+        for check in smoke:
+            if not check.lstrip("!").startswith("/"):
+                raise ValueError(f"smoke check {check!r} must be a path starting with '/' ('!/path' expects 404)")
+        return smoke
+
+    @field_validator("command")
+    @classmethod
+    def _has_port(cls, command: list[str] | None) -> list[str] | None:
+        if command is not None and not command:
+            raise ValueError("command cannot be empty")
+        return command
+
+
+class KubernetesTarget(Strict):
+    context: str | None = None
+    namespace: str = "default"
+    allowed_namespaces: list[str] = Field(default_factory=list)
+
+
+class EcsTarget(Strict):
+    cluster: str = "default"
+    region: str | None = None
+
+
+class PrometheusSource(Strict):
+    url: str
+    error_rate: str = (
+        'sum(rate(deploy_mcp_requests_total{{service="{service}",version="{version}",status=~"5.."}}[{window}]))'
+        ' / sum(rate(deploy_mcp_requests_total{{service="{service}",version="{version}"}}[{window}]))'
+    )
+    latency_p95: str = (
+        "histogram_quantile(0.95, sum by (le) (rate(deploy_mcp_request_duration_seconds_bucket"
+        '{{service="{service}",version="{version}"}}[{window}])))'
+    )
+
+
+class Targets(Strict):
+    kubernetes: KubernetesTarget = Field(default_factory=KubernetesTarget)
+    ecs: EcsTarget = Field(default_factory=EcsTarget)
+    prometheus: PrometheusSource | None = None
+
+
+class DeployWindow(Strict):
+    """A recurring window in UTC when production changes are allowed."""
+
+    days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu"])
+    start: str = "09:00"
+    end: str = "16:00"
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, days: list[str]) -> list[str]:
+        allowed = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        for day in days:
+            if day not in allowed:
+                raise ValueError(f"{day!r} is not one of {', '.join(allowed)}")
+        return days
+
+    @field_validator("start", "end")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"{value!r} is not a time of day; write it as HH:MM in UTC")
+        return value
+
+
+class Policy(Strict):
+    read_only: bool = False
+    allowed_environments: list[str] | None = None
+    production_environments: list[str] = Field(default_factory=lambda: ["production", "prod"])
+    allow_recreate_in_production: bool = False
+    require_confirmation: bool = True
+    deploy_windows: list[DeployWindow] = Field(default_factory=list)
+    on_call: str | None = None
+    escalation_path: list[str] = Field(default_factory=lambda: ["on-call", "team-lead", "director"])
+    monitoring_period: Duration | None = None
+
+
+class DeployConfig(Strict):
+    """The whole of deploy.toml."""
+
+    mode: Mode = Mode.GREENFIELD
+    project: str | None = None
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    policy: Policy = Field(default_factory=Policy)
+    targets: Targets = Field(default_factory=Targets)
+    services: dict[str, Service] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _requires_known(self) -> DeployConfig:
+        for name, service in self.services.items():
+            for env_name, env in service.environments.items():
+                for needed in env.requires:
+                    if needed not in service.environments:
+                        raise ValueError(
+                            f"services.{name}.environments.{env_name}.requires: {needed!r} is not an environment "
+                            f"of {name}; known: {', '.join(service.environments) or 'none'}"
+                        )
+        return self
+
+    def is_production(self, environment: str) -> bool:
+        """Production is what the policy calls production, unless an environment says otherwise."""
+        for service in self.services.values():
+            env = service.environments.get(environment)
+            if env is not None and env.production is not None:
+                return env.production
+        return environment in self.policy.production_environments
+
+    def thresholds_for(self, service: str, environment: str) -> Thresholds:
+        """Global thresholds, then the service's overrides, then the environment's."""
+        merged = self.thresholds.model_dump()
+        svc = self.services[service]
+        layers = [svc.thresholds]
+        if environment in svc.environments:
+            layers.append(svc.environments[environment].thresholds)
+        for layer in layers:
+            merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
+        return Thresholds.model_validate(merged)

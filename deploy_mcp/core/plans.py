@@ -1,0 +1,734 @@
+"""From a strategy to the exact steps a runner executes, with the gates and checks that surround them.
+
+A plan is data, not behaviour: the same plan is shown to the agent by ``plan_deployment`` and executed by the
+runner, so what the agent approved is what runs. Steps use a small action vocabulary with typed parameters, so a
+target driver never parses prose. Gates describe what policy demands before or during the rollout; enforcing
+them is the policy module's job, but the plan must state every one of them, so nothing is a surprise at run time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from deploy_mcp.config.schema import (
+    Analysis,
+    DeployConfig,
+    Environment,
+    Mode,
+    Service,
+    StrategyName,
+    Thresholds,
+    Tier,
+)
+from deploy_mcp.core.recommend import PlanError, Recommendation, lookup, parse_strategy, recommend_strategy
+
+__all__ = [
+    "START_ALLOWANCE_SECONDS",
+    "Action",
+    "ChosenBy",
+    "Gate",
+    "GateKind",
+    "Plan",
+    "PlanError",
+    "PlanStep",
+    "Recommendation",
+    "build_plan",
+]
+
+Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
+ChosenBy = Literal["requested", "configured", "recommended"]
+GateKind = Literal["refusal", "confirmation", "prerequisite", "approval", "window", "downtime", "advice"]
+
+START_ALLOWANCE_SECONDS = 30.0
+"""Time allowed for instances to start and pass their health check (the skill's minReadySeconds); deploy.toml
+has no per-service start time, so this is also the honest downtime estimate for recreate."""
+
+_RISK = {
+    StrategyName.BLUE_GREEN: 0,
+    StrategyName.CANARY: 0,
+    StrategyName.FEATURE_FLAG: 0,
+    StrategyName.ROLLING: 1,
+    StrategyName.RECREATE: 2,
+}
+"""The skill's risk column (very low / low / high): choosing a riskier strategy than recommended is worth a
+warning, choosing a safer one is not."""
+
+ENTERPRISE_MONITORING_SECONDS = 4 * 3600.0
+"""The enterprise mode's post-deploy monitoring period when the policy does not set one."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanStep(_Model):
+    """One instruction for the runner.
+
+    Parameters by action: start/scale (version, replicas), stop (version), set_weights (weights: version ->
+    percent of traffic), analyze (seconds = bake time, interval), flag (percentage), pause (seconds for a timed
+    wait; none means wait for a human decision). ``index`` counts from 1, as people read it.
+    """
+
+    index: int
+    action: Action
+    description: str
+    version: str | None = None
+    replicas: int | None = None
+    weights: dict[str, int] | None = None
+    seconds: float | None = None
+    interval: float | None = None
+    percentage: int | None = None
+
+
+class Gate(_Model):
+    """A condition policy puts on this deployment.
+
+    Kinds: refusal (cannot pass under this configuration), confirmation (a human says yes), prerequisite
+    (something must have happened first), approval (an approved change), window (only at scheduled times),
+    downtime (the user accepts an outage), advice (a practice to follow; never blocks).
+    """
+
+    name: str
+    kind: GateKind
+    description: str
+    blocking: bool
+
+
+class Plan(_Model):
+    """What will happen, in order, and everything that must hold around it; the runner executes ``steps``.
+
+    ``current_version`` is None for a first deployment. ``expected_downtime_seconds`` is non-zero only for
+    recreate over a running version. ``estimated_duration_seconds`` excludes waits for a human.
+    """
+
+    service: str
+    version: str
+    environment: str
+    current_version: str | None
+    production: bool
+    strategy: StrategyName
+    chosen_by: ChosenBy
+    recommendation: Recommendation
+    replicas: int
+    steps: list[PlanStep]
+    gates: list[Gate]
+    checks: list[str]
+    thresholds: Thresholds
+    analysis: Analysis
+    estimated_duration_seconds: float
+    expected_downtime_seconds: float
+    warnings: list[str]
+    rollback: str
+
+
+def build_plan(
+    config: DeployConfig,
+    service: str,
+    version: str,
+    environment: str,
+    strategy: StrategyName | str | None = None,
+    *,
+    current_version: str | None = None,
+) -> Plan:
+    """The plan for shipping ``version`` of ``service`` to ``environment``; changes nothing.
+
+    The strategy is the caller's if given, else the one written in the environment's section, else the
+    recommendation; the recommendation is always included so a deviation from it is visible.
+    """
+    svc, env = lookup(config, service, environment)
+    if not version.strip():
+        raise PlanError("version is empty; give the version to deploy, for example '1.4.0'")
+    if current_version == version:
+        raise PlanError(
+            f"version {version!r} is already the current version of {service} in {environment}; "
+            "give a different version to deploy"
+        )
+    recommendation = recommend_strategy(config, service, environment)
+    chosen_by: ChosenBy
+    if strategy is not None:
+        chosen, chosen_by = parse_strategy(strategy), "requested"
+    elif "strategy" in env.model_fields_set:
+        chosen, chosen_by = env.strategy, "configured"
+    else:
+        chosen, chosen_by = recommendation.strategy, "recommended"
+    if chosen == StrategyName.FEATURE_FLAG and svc.flag is None:
+        raise PlanError(
+            f"strategy 'feature-flag' needs a flag for service {service!r}; add "
+            f'[services.{service}.flag] with name = "..." to deploy.toml, or choose another strategy'
+        )
+
+    production = config.is_production(environment)
+    ctx = _Context(
+        config=config,
+        service=service,
+        svc=svc,
+        env=env,
+        environment=environment,
+        version=version,
+        old=current_version,
+        replicas=env.replicas or svc.replicas,
+        production=production,
+        human_pause=production and config.mode == Mode.BROWNFIELD_ENTERPRISE,
+    )
+    steps = _BUILDERS[chosen](ctx)
+    downtime = START_ALLOWANCE_SECONDS if chosen == StrategyName.RECREATE and current_version else 0.0
+
+    return Plan(
+        service=service,
+        version=version,
+        environment=environment,
+        current_version=current_version,
+        production=production,
+        strategy=chosen,
+        chosen_by=chosen_by,
+        recommendation=recommendation,
+        replicas=ctx.replicas,
+        steps=steps.items,
+        gates=_gates(ctx, chosen, downtime),
+        checks=_checks(ctx, chosen),
+        thresholds=config.thresholds_for(service, environment),
+        analysis=env.analysis,
+        estimated_duration_seconds=_estimate(steps.items),
+        expected_downtime_seconds=downtime,
+        warnings=_warnings(ctx, chosen, chosen_by, recommendation, steps, downtime),
+        rollback=_rollback(ctx, chosen),
+    )
+
+
+@dataclass(frozen=True)
+class _Context:
+    """Everything a step builder needs, resolved once."""
+
+    config: DeployConfig
+    service: str
+    svc: Service
+    env: Environment
+    environment: str
+    version: str
+    old: str | None
+    replicas: int
+    production: bool
+    human_pause: bool
+
+    @property
+    def analysis(self) -> Analysis:
+        return self.env.analysis
+
+
+class _Steps:
+    """Collects steps, numbering them, and remembers the new version's traffic share at each analysis."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        self.items: list[PlanStep] = []
+        self.analysis_shares: list[tuple[int, float]] = []
+
+    def add(self, action: Action, description: str, **params: object) -> None:
+        self.items.append(
+            PlanStep.model_validate(
+                {"index": len(self.items) + 1, "action": action, "description": description, **params}
+            )
+        )
+
+    def start(self, version: str, replicas: int, description: str) -> None:
+        self.add("start", description, version=version, replicas=replicas)
+
+    def scale(self, version: str, replicas: int, description: str) -> None:
+        self.add("scale", description, version=version, replicas=replicas)
+
+    def wait_ready(self, version: str, replicas: int) -> None:
+        self.add(
+            "wait_ready",
+            f"Wait until {version} has {_count(replicas)} running and passing the health check.",
+            version=version,
+            replicas=replicas,
+        )
+
+    def check(self, version: str) -> None:
+        self.add(
+            "check",
+            f"Run the health and smoke checks straight against {version}, before it takes traffic.",
+            version=version,
+        )
+
+    def weights(self, weights: dict[str, int], description: str) -> None:
+        self.add("set_weights", description, weights=weights)
+
+    def analyze(self, share: float, description: str) -> None:
+        analysis = self.ctx.analysis
+        self.analysis_shares.append((len(self.items) + 1, share))
+        self.add(
+            "analyze",
+            f"{description} Judge {_human(analysis.bake)} of metrics, measured every {_human(analysis.interval)}.",
+            version=self.ctx.version,
+            seconds=analysis.bake,
+            interval=analysis.interval,
+        )
+
+    def stop(self, version: str, description: str) -> None:
+        self.add("stop", description, version=version)
+
+    def pause(self, description: str, seconds: float | None = None) -> None:
+        self.add("pause", description, seconds=seconds)
+
+    def human_pause(self, before: str) -> None:
+        if self.ctx.human_pause:
+            self.pause(
+                f"Pause for the change owner: brownfield-enterprise mode promotes to {before} only on a human "
+                "decision (resume or promote to continue, abort to roll back)."
+            )
+
+
+def _first_deployment(ctx: _Context, steps: _Steps, *, route: bool) -> _Steps:
+    """No old version to shift traffic from: start at full size, check, and judge it under all traffic."""
+    new = ctx.version
+    steps.start(new, ctx.replicas, f"Start {new} at full size ({_count(ctx.replicas)}); nothing runs yet.")
+    steps.wait_ready(new, ctx.replicas)
+    steps.check(new)
+    if route:
+        steps.weights({new: 100}, f"Send all traffic to {new}.")
+    steps.analyze(1.0, f"Analyze {new} under all traffic.")
+    return steps
+
+
+def _rolling(ctx: _Context) -> _Steps:
+    """Replace instances in batches: never more than replicas + max_surge running, never fewer than
+    replicas - max_unavailable available (the Kubernetes rolling-update contract)."""
+    steps = _Steps(ctx)
+    new, old, total = ctx.version, ctx.old, ctx.replicas
+    if old is None:
+        steps.start(new, total, f"Start {new} at full size ({_count(total)}).")
+        steps.wait_ready(new, total)
+        steps.analyze(1.0, f"Analyze {new} under all traffic.")
+        return steps
+    surge, unavailable = ctx.env.max_surge, ctx.env.max_unavailable
+    batches = _rolling_batches(total, surge, unavailable)
+    running_new, running_old = 0, total
+    for number, (size, down_first) in enumerate(batches, start=1):
+        label = f"Batch {number} of {len(batches)}:"
+        if down_first:
+            running_old -= down_first
+            _shrink_old(steps, old, running_old, f"{label} first (max_unavailable {unavailable})")
+        running_new += size
+        if running_new == size:
+            steps.start(new, size, f"{label} start {_count(size)} of {new}.")
+        else:
+            steps.scale(new, running_new, f"{label} scale {new} up to {_count(running_new)}.")
+        steps.wait_ready(new, running_new)
+        if running_old > total - running_new:
+            running_old = total - running_new
+            _shrink_old(steps, old, running_old, label)
+        steps.analyze(
+            running_new / total,
+            f"{label} analyze with {running_new} of {total} instances on {new} (traffic follows ready instances).",
+        )
+        if number == 1 and len(batches) > 1:
+            steps.human_pause("the remaining batches")
+    return steps
+
+
+def _rolling_batches(total: int, surge: int, unavailable: int) -> list[tuple[int, int]]:
+    """(new instances to add, old instances to remove before adding) per batch."""
+    batches: list[tuple[int, int]] = []
+    running_new, running_old = 0, total
+    while running_new < total:
+        size = min(surge + unavailable, total - running_new)
+        down_first = min(unavailable, running_old, size)
+        batches.append((size, down_first))
+        running_new += size
+        running_old = total - running_new
+    return batches
+
+
+def _shrink_old(steps: _Steps, old: str, replicas: int, label: str) -> None:
+    if replicas == 0:
+        steps.stop(old, f"{label} stop the remaining instances of {old}.")
+    else:
+        steps.scale(old, replicas, f"{label} scale {old} down to {_count(replicas)}.")
+
+
+def _blue_green(ctx: _Context) -> _Steps:
+    """New side at full size with no traffic, checked, then one switch; the old side stays warm so switching
+    back is instant during the post-promotion analysis and the scale-down delay."""
+    steps = _Steps(ctx)
+    new, old, total = ctx.version, ctx.old, ctx.replicas
+    if old is None:
+        return _first_deployment(ctx, steps, route=True)
+    steps.start(new, total, f"Start {new} at full size ({_count(total)}) beside {old}, with no traffic.")
+    steps.wait_ready(new, total)
+    steps.check(new)
+    steps.human_pause(f"{new}")
+    steps.weights({old: 0, new: 100}, f"Switch all traffic from {old} to {new}.")
+    steps.analyze(1.0, f"Post-promotion analysis of {new}; a failure switches traffic back to {old}.")
+    delay = ctx.env.scale_down_delay
+    steps.pause(f"Keep {old} warm for {_human(delay)} so switching back stays instant.", seconds=delay)
+    steps.stop(old, f"Stop {old}.")
+    return steps
+
+
+def _canary(ctx: _Context) -> _Steps:
+    """Shift traffic in the environment's steps; the old version keeps its full size until the end, so a
+    rollback is one weight change."""
+    steps = _Steps(ctx)
+    new, old, total = ctx.version, ctx.old, ctx.replicas
+    if old is None:
+        return _first_deployment(ctx, steps, route=True)
+    running = 0
+    for weight in ctx.env.steps:
+        if weight >= 100:
+            steps.human_pause(f"100% on {new}")
+        wanted = total if weight >= 100 else min(total, max(1, math.ceil(total * weight / 100)))
+        if wanted > running:
+            if running == 0:
+                steps.start(new, wanted, f"Start {_count(wanted)} of {new} as the canary, with no traffic.")
+            else:
+                steps.scale(new, wanted, f"Scale {new} to {_count(wanted)} for {weight}% of traffic.")
+            steps.wait_ready(new, wanted)
+            if running == 0:
+                steps.check(new)
+            running = wanted
+        steps.weights(
+            {old: 100 - weight, new: weight}, f"Send {weight}% of traffic to {new}, {100 - weight}% to {old}."
+        )
+        steps.analyze(weight / 100, f"Analyze {new} at {weight}% of traffic against {old} as the baseline.")
+    steps.stop(old, f"Stop {old}; {new} serves all traffic.")
+    return steps
+
+
+def _recreate(ctx: _Context) -> _Steps:
+    """Stop everything, then start the new version: the one strategy with planned downtime."""
+    steps = _Steps(ctx)
+    new, old, total = ctx.version, ctx.old, ctx.replicas
+    if old is not None:
+        steps.stop(old, f"Stop every instance of {old}; the service is down from here until {new} is ready.")
+    steps.start(new, total, f"Start {new} at full size ({_count(total)}).")
+    steps.wait_ready(new, total)
+    steps.analyze(1.0, f"Analyze {new} under all traffic.")
+    return steps
+
+
+def _feature_flag(ctx: _Context) -> _Steps:
+    """Ship the code dark (flag off), prove the build itself, then ramp the flag: turning it off is instant."""
+    steps = _Steps(ctx)
+    new, old, total = ctx.version, ctx.old, ctx.replicas
+    flag = ctx.svc.flag.name if ctx.svc.flag else "?"
+    steps.add("flag", f"Set flag {flag!r} to 0% so the new code paths stay dark.", percentage=0)
+    steps.start(new, total, f"Start {new} at full size ({_count(total)}) with the flag off.")
+    steps.wait_ready(new, total)
+    steps.check(new)
+    if old is None:
+        steps.weights({new: 100}, f"Send all traffic to {new}, flag still off.")
+    else:
+        steps.weights({old: 0, new: 100}, f"Move all traffic from {old} to {new}, flag still off.")
+    steps.analyze(1.0, f"Analyze {new} with the flag off: the build must be sound before any user sees the feature.")
+    if old is not None:
+        delay = ctx.env.scale_down_delay
+        steps.pause(f"Keep {old} warm for {_human(delay)} so switching the build back stays instant.", seconds=delay)
+        steps.stop(old, f"Stop {old}.")
+    for percentage in ctx.env.steps:
+        if percentage >= 100:
+            steps.human_pause(f"flag {flag!r} at 100%")
+        steps.add("flag", f"Turn flag {flag!r} on for {percentage}% of users.", percentage=percentage)
+        steps.analyze(1.0, f"Analyze {new} with flag {flag!r} at {percentage}%.")
+    return steps
+
+
+_BUILDERS = {
+    StrategyName.ROLLING: _rolling,
+    StrategyName.BLUE_GREEN: _blue_green,
+    StrategyName.CANARY: _canary,
+    StrategyName.RECREATE: _recreate,
+    StrategyName.FEATURE_FLAG: _feature_flag,
+}
+
+
+def _estimate(steps: list[PlanStep]) -> float:
+    """Bake times, timed pauses, and a start allowance per wait for readiness; human pauses are not counted.
+
+    Same spirit as Flagger's time to promote (interval x maxWeight / stepWeight): the analysis dominates.
+    """
+    total = 0.0
+    for step in steps:
+        if step.action in ("analyze", "pause") and step.seconds:
+            total += step.seconds
+        elif step.action == "wait_ready":
+            total += START_ALLOWANCE_SECONDS
+    return total
+
+
+def _gates(ctx: _Context, strategy: StrategyName, downtime: float) -> list[Gate]:
+    config, policy, env_name = ctx.config, ctx.config.policy, ctx.environment
+    gates: list[Gate] = []
+
+    def gate(name: str, kind: GateKind, description: str, blocking: bool = True) -> None:
+        gates.append(Gate(name=name, kind=kind, description=description, blocking=blocking))
+
+    if policy.read_only:
+        gate(
+            "read-only",
+            "refusal",
+            "The policy is read-only (policy.read_only = true): this plan can be shown but not deployed.",
+        )
+    allowed = policy.allowed_environments
+    if allowed is not None and env_name not in allowed:
+        gate(
+            "environment-allowlist",
+            "refusal",
+            f"Environment {env_name!r} is not in policy.allowed_environments "
+            f"({', '.join(allowed) or 'empty'}); add it there to deploy to it.",
+        )
+    if ctx.production and policy.require_confirmation:
+        gate(
+            "production-confirmation",
+            "confirmation",
+            f"{env_name!r} is a production environment: the user confirms this deployment when asked. If the "
+            "client cannot ask, a human approves it out of band (deploy-mcp approve); the model cannot approve "
+            "for itself.",
+        )
+    for needed in ctx.env.requires:
+        gate(
+            f"requires-{needed}",
+            "prerequisite",
+            f"{ctx.service} {ctx.version} must have succeeded in {needed} before it goes to {env_name}.",
+        )
+    if strategy == StrategyName.RECREATE and ctx.production:
+        if policy.allow_recreate_in_production:
+            gate(
+                "recreate-downtime",
+                "downtime",
+                f"Recreate stops {ctx.old or 'the running version'} before {ctx.version} starts: expect about "
+                f"{_human(downtime)} with no service in production. The user must accept this outage.",
+            )
+        else:
+            gate(
+                "recreate-in-production",
+                "refusal",
+                "Recreate is refused in production because it takes the service down; choose rolling, canary or "
+                "blue-green, or set policy.allow_recreate_in_production = true to accept the downtime.",
+            )
+    if config.mode == Mode.BROWNFIELD_ENTERPRISE and ctx.production:
+        _enterprise_gates(ctx, gate)
+    if config.mode == Mode.BROWNFIELD_POLISH:
+        flag = ctx.svc.flag
+        where = (
+            f"flag {flag.name!r} is configured for this"
+            if flag
+            else f"no flag is configured yet (add [services.{ctx.service}.flag])"
+        )
+        gate(
+            "flags-for-new-features",
+            "advice",
+            f"brownfield-polish mode: ship new features behind a feature flag; {where}.",
+            blocking=False,
+        )
+        gate(
+            "no-breaking-api-changes",
+            "advice",
+            "brownfield-polish mode: existing API contracts must not break; the smoke checks should cover "
+            "existing functionality, not only the new feature.",
+            blocking=False,
+        )
+    if strategy == StrategyName.FEATURE_FLAG and ctx.svc.flag:
+        gate(
+            "flag-cleanup",
+            "advice",
+            f"Once flag {ctx.svc.flag.name!r} is at 100% and stable, remove it from the code within 2 sprints.",
+            blocking=False,
+        )
+    return gates
+
+
+def _enterprise_gates(ctx: _Context, gate: Callable[[str, GateKind, str], None]) -> None:
+    """Change approval, a scheduled window, on-call, and a rollback proven in staging (the skill's list)."""
+    policy = ctx.config.policy
+    gate(
+        "change-approval",
+        "approval",
+        "brownfield-enterprise mode: an approved change is required before deploying to production; its change "
+        "id and approver are written to the deployment record.",
+    )
+    if policy.deploy_windows:
+        windows = "; ".join(
+            f"{', '.join(window.days)} {window.start}-{window.end} UTC" for window in policy.deploy_windows
+        )
+        gate("deploy-window", "window", f"Production deploys only inside a scheduled window: {windows}.")
+    else:
+        gate(
+            "deploy-window",
+            "window",
+            "brownfield-enterprise mode deploys only inside a scheduled window, and none is configured; add "
+            "[[policy.deploy_windows]] (days, start, end in UTC) to deploy.toml.",
+        )
+    staging = ctx.env.requires or [name for name in ctx.svc.environments if not ctx.config.is_production(name)]
+    where = " or ".join(staging) if staging else "a non-production environment"
+    gate(
+        "rollback-tested",
+        "prerequisite",
+        f"The rollback of {ctx.version} must have been tested in {where} before it goes to production.",
+    )
+    on_call = policy.on_call or "on-call (set policy.on_call to name them)"
+    period = policy.monitoring_period or ENTERPRISE_MONITORING_SECONDS
+    gate(
+        "on-call",
+        "confirmation",
+        f"{on_call} is available during the deployment and the {_human(period)} monitoring period after it; "
+        f"escalation: {' -> '.join(policy.escalation_path)}.",
+    )
+
+
+def _checks(ctx: _Context, strategy: StrategyName) -> list[str]:
+    thresholds = ctx.config.thresholds_for(ctx.service, ctx.environment)
+    analysis = ctx.analysis
+    checks = [f"health: GET {ctx.svc.health} on every new instance answers 200 with status ok or healthy"]
+    for path in ctx.svc.smoke:
+        if path.startswith("!"):
+            checks.append(f"smoke: GET {path[1:]} answers 404")
+        else:
+            checks.append(f"smoke: GET {path} answers 200")
+    checks.append(_tier("error rate", thresholds.error_rate, _percent))
+    checks.append(_tier("latency p95", thresholds.latency_p95_ms, _ms))
+    if thresholds.latency_p99_ms is not None:
+        checks.append(_tier("latency p99", thresholds.latency_p99_ms, _ms))
+    checks.append(
+        f"each analysis lasts {_human(analysis.bake)}, measures every {_human(analysis.interval)} and needs at "
+        f"least {analysis.min_requests} requests to {ctx.version}; no data is not a pass"
+    )
+    checks.append(
+        f"a step fails after more than {analysis.failure_limit} failed measurement(s), pauses after more than "
+        f"{analysis.inconclusive_limit} inconclusive one(s), and aborts after more than "
+        f"{analysis.consecutive_error_limit} metric-source errors in a row"
+    )
+    if strategy == StrategyName.CANARY and ctx.old and analysis.compare_baseline:
+        checks.append(f"the canary's error rate and latency are compared with {ctx.old}'s, the stable baseline")
+    if ctx.config.mode == Mode.BROWNFIELD_ENTERPRISE and ctx.production:
+        period = ctx.config.policy.monitoring_period or ENTERPRISE_MONITORING_SECONDS
+        checks.append(f"post-deploy monitoring for {_human(period)} after the rollout completes")
+    return checks
+
+
+def _warnings(
+    ctx: _Context,
+    strategy: StrategyName,
+    chosen_by: ChosenBy,
+    recommendation: Recommendation,
+    steps: _Steps,
+    downtime: float,
+) -> list[str]:
+    warnings: list[str] = []
+    if ctx.old is None and strategy in (StrategyName.CANARY, StrategyName.BLUE_GREEN):
+        warnings.append(
+            f"No current version is running in {ctx.environment}: this is a first deployment, so {strategy} "
+            f"degrades to starting {ctx.version} at full size and analyzing it; there is no old version to "
+            "compare against or to switch back to."
+        )
+    if chosen_by != "recommended" and _RISK[strategy] > _RISK[recommendation.strategy]:
+        warnings.append(
+            f"The {chosen_by} strategy {strategy} is riskier than the recommendation, "
+            f"{recommendation.strategy}: {recommendation.reason}"
+        )
+    if strategy == StrategyName.RECREATE and ctx.old and not ctx.production:
+        warnings.append(
+            f"Recreate stops {ctx.old} before {ctx.version} starts: about {_human(downtime)} of downtime in "
+            f"{ctx.environment}."
+        )
+    if ctx.production and not ctx.env.requires:
+        others = [name for name in ctx.svc.environments if not ctx.config.is_production(name)]
+        if others:
+            warnings.append(
+                f"{ctx.environment} does not require a successful deployment elsewhere first; production is "
+                f"normally gated on staging: add requires = [{', '.join(repr(o) for o in others)}]."
+            )
+    release = ctx.svc.versions.get(ctx.version)
+    if release is not None and release.migrations_irreversible:
+        warnings.append(
+            f"{ctx.version} applies migrations the old version cannot run against: if it fails after they ran, "
+            "fix forward instead of rolling the application back."
+        )
+    analysis = ctx.analysis
+    if analysis.bake < analysis.interval:
+        warnings.append(
+            f"analysis.bake ({_human(analysis.bake)}) is shorter than analysis.interval "
+            f"({_human(analysis.interval)}): each step gets at most one measurement."
+        )
+    rps = ctx.svc.requests_per_second
+    if rps is not None and analysis.min_requests > 0:
+        short = [
+            (index, rps * share * analysis.bake)
+            for index, share in steps.analysis_shares
+            if rps * share * analysis.bake < analysis.min_requests
+        ]
+        if short:
+            listed = ", ".join(f"step {index} (~{expected:.0f})" for index, expected in short)
+            warnings.append(
+                f"At {rps:g} requests/s some analyses will not reach min_requests = {analysis.min_requests} "
+                f"within {_human(analysis.bake)}: {listed}. Such a step is inconclusive and pauses; lengthen "
+                "analysis.bake or lower min_requests."
+            )
+    if any(step.action == "pause" and step.seconds is None for step in steps.items):
+        warnings.append(
+            "The plan pauses for a human decision (brownfield-enterprise); the estimated duration excludes that wait."
+        )
+    return warnings
+
+
+def _rollback(ctx: _Context, strategy: StrategyName) -> str:
+    new, old = ctx.version, ctx.old
+    release = ctx.svc.versions.get(new)
+    prefix = ""
+    if release is not None and release.migrations_irreversible:
+        prefix = f"Fix forward if {new}'s irreversible migrations have run; only before that is a rollback safe: "
+    if old is None and strategy != StrategyName.FEATURE_FLAG:
+        return prefix + f"There is no previous version to return to: rolling back means stopping {new}."
+    if strategy == StrategyName.CANARY:
+        sentence = (
+            f"Set {new}'s weight to 0 so {old}, still running at full size, takes all traffic again, then stop {new}."
+        )
+    elif strategy == StrategyName.BLUE_GREEN:
+        sentence = (
+            f"Switch traffic back to {old}, which stays warm for {_human(ctx.env.scale_down_delay)} after the "
+            f"switch; after that, start {old} again at full size and switch back."
+        )
+    elif strategy == StrategyName.FEATURE_FLAG:
+        flag = ctx.svc.flag.name if ctx.svc.flag else "?"
+        sentence = f"Turn flag {flag!r} off (0%): instant, no redeploy."
+        if old is not None:
+            sentence += f" If the build itself fails while dark, switch traffic back to {old} while it is warm."
+    elif strategy == StrategyName.RECREATE:
+        sentence = f"Recreate again with {old}: stop {new} and start {old}, with the same downtime."
+    else:
+        sentence = (
+            f"Roll {old} back out in the same batches (max_surge {ctx.env.max_surge}, max_unavailable "
+            f"{ctx.env.max_unavailable}), replacing {new} instance by instance."
+        )
+    return prefix + sentence
+
+
+def _tier(name: str, tier: Tier, show: Callable[[float], str]) -> str:
+    return (
+        f"{name}: warn above {show(tier.warn)} (pause for a decision), critical above {show(tier.critical)} (roll back)"
+    )
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _ms(value: float) -> str:
+    return f"{value:g} ms"
+
+
+def _count(replicas: int) -> str:
+    return f"{replicas} instance" + ("" if replicas == 1 else "s")
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"

@@ -1,0 +1,198 @@
+"""The ledger's contract: what every storage backend offers, and the small models it hands back.
+
+Callers (the runner, the tools, the CLI) depend on ``Ledger`` only, so a PostgreSQL backend for teams can be added
+beside the SQLite one without touching them. The deployment record and the event are the domain models of
+``deploy_mcp.core.records``; the ledger adds only what exists because of storage: locks and approvals.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Protocol, Self, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deploy_mcp.core.records import DeploymentRecord, Event, Status
+
+UNFINISHED_STATUSES: tuple[Status, ...] = tuple(status for status in Status if not status.finished)
+
+
+class LedgerError(Exception):
+    """The ledger refused or could not do something; the message names the field or file and the fix."""
+
+
+class LockState(BaseModel):
+    """Who holds the deployment lock of one service and environment, and until when.
+
+    From ``acquire_lock``: ``acquired`` says whether the caller got it; when it did not, the other fields describe
+    the current holder so the caller can say which deployment is running. From ``lock_state``: ``acquired`` is
+    True, meaning the lock is held by ``holder``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    acquired: bool
+    service: str
+    environment: str
+    holder: str
+    deployment_id: str | None = None
+    acquired_at: datetime
+    expires_at: datetime
+
+    def describe(self) -> str:
+        """A sentence for a refusal: which deployment runs where, and when its lease runs out."""
+        what = self.deployment_id or f"a deployment by {self.holder}"
+        until = self.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        return (
+            f"{what} is running for {self.service}/{self.environment} "
+            f"(lock held by {self.holder} until {until} unless renewed)"
+        )
+
+
+class Approval(BaseModel):
+    """A human's out-of-band approval of an enterprise change for one service and environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    change_id: str
+    service: str
+    environment: str
+    approved_by: str
+    approved_at: datetime
+    expires_at: datetime | None = None
+
+    def valid_at(self, moment: datetime) -> bool:
+        return self.expires_at is None or moment < self.expires_at
+
+
+@runtime_checkable
+class Ledger(Protocol):
+    """The record store. Every write is one transaction: a call either happens entirely or not at all.
+
+    Ids are ``deploy-YYYY-MM-DD-NNN`` (UTC date of ``deployed_at``, counting from 001 each day), allocated by the
+    ledger so two processes never hand out the same one. Lists are newest first.
+    """
+
+    @property
+    def location(self) -> str:
+        """Where the ledger lives, for messages (a file path, later a database URL without password)."""
+        ...
+
+    # records
+    def create(self, *, service: str, version: str, environment: str, strategy: str, **fields: Any) -> DeploymentRecord:
+        """Allocate an id, store a new record built from these fields, return it."""
+        ...
+
+    def get(self, deployment_id: str) -> DeploymentRecord | None: ...
+
+    def save(self, record: DeploymentRecord) -> None:
+        """Replace an existing record entirely; LedgerError when its id is unknown."""
+        ...
+
+    def update(self, deployment_id: str, **changes: Any) -> DeploymentRecord:
+        """Replace the named fields (each one whole) atomically, with no lost update between processes."""
+        ...
+
+    def list(
+        self,
+        *,
+        service: str | None = None,
+        environment: str | None = None,
+        status: Status | None = None,
+        limit: int = 20,
+    ) -> list[DeploymentRecord]: ...
+
+    def last_good(self, service: str, environment: str, *, before: str | None = None) -> DeploymentRecord | None:
+        """The newest succeeded record whose validation passed, optionally older than deployment ``before``."""
+        ...
+
+    def unfinished(self) -> list[DeploymentRecord]:
+        """Records still pending, in progress, paused or interrupted, newest first; the runner decides."""
+        ...
+
+    # event log
+    def append_event(
+        self, deployment_id: str, kind: str, message: str, data: dict[str, Any] | None = None
+    ) -> Event: ...
+
+    def events(self, deployment_id: str) -> list[Event]: ...
+
+    # one deployment per service and environment, across processes
+    def acquire_lock(
+        self,
+        service: str,
+        environment: str,
+        holder: str,
+        *,
+        deployment_id: str | None = None,
+        lease_seconds: float = 30,
+    ) -> LockState: ...
+
+    def renew_lock(self, service: str, environment: str, holder: str, lease_seconds: float = 30) -> bool: ...
+
+    def release_lock(self, service: str, environment: str, holder: str) -> bool: ...
+
+    def lock_state(self, service: str, environment: str) -> LockState | None: ...
+
+    # enterprise change approvals
+    def add_approval(
+        self,
+        change_id: str,
+        service: str,
+        environment: str,
+        approved_by: str,
+        expires_at: datetime | None = None,
+    ) -> Approval: ...
+
+    def find_approval(self, change_id: str, service: str, environment: str) -> Approval | None:
+        """The newest approval of this change for this service and environment that has not expired."""
+        ...
+
+    def list_approvals(
+        self,
+        *,
+        change_id: str | None = None,
+        service: str | None = None,
+        environment: str | None = None,
+        limit: int = 50,
+    ) -> list[Approval]: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """pydantic's errors as ``field: problem (got value)`` clauses, so a caller's mistake reads as one sentence."""
+    return "; ".join(_clause(error) for error in exc.errors())
+
+
+def _clause(error: Any) -> str:
+    path = ".".join(str(part) for part in error["loc"]) or "(record)"
+    if error["type"] == "extra_forbidden":
+        return f"{path}: not a field of a deployment record"
+    if error["type"] == "missing":
+        return f"{path}: required field is missing"
+    shown = error.get("input")
+    got = f" (got {shown!r})" if not isinstance(shown, dict | list) and shown is not None else ""
+    return f"{path}: {error['msg'].removeprefix('Value error, ')}{got}"
+
+
+def as_status(value: Status | str | None) -> Status | None:
+    """A status filter from an enum or its string, with the allowed values in the message when it is neither."""
+    if value is None or isinstance(value, Status):
+        return value
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(status.value for status in Status)
+        raise LedgerError(f"status: {value!r} is not one of {allowed}") from None

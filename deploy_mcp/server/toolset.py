@@ -1,0 +1,105 @@
+"""Our tools, and a server that builds each one only when it is first called.
+
+Building a tool means importing its module (the domain models, the ledger) and generating its JSON schemas with
+pydantic, about 25 ms a tool; eleven tools would double the server's start-up. So `tools/list` is answered from
+`tool_schemas.json`, the listing the eager build produces, and a tool is built for real the first time it is
+called. A test rebuilds the listing eagerly and fails when the file is stale; `python -m
+deploy_mcp.server.toolset` rewrites it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp.server import MCPServer
+from mcp_types import Tool as MCPTool
+from mcp_types import ToolAnnotations
+
+SCHEMA_FILE = Path(__file__).with_name("tool_schemas.json")
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    target: str  # "module:function"; the function takes the App first
+    annotations: ToolAnnotations
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+TOOLS: tuple[ToolSpec, ...] = (
+    ToolSpec("plan_deployment", "deploy_mcp.tools.planning:plan_deployment", READ_ONLY),
+    ToolSpec("deployment_history", "deploy_mcp.tools.history:deployment_history", READ_ONLY),
+)
+
+
+class DeployServer(MCPServer):
+    """An MCPServer whose tools are listed from a cached listing and built on first call."""
+
+    def __init__(self, app: Any, **settings: Any) -> None:
+        super().__init__(**settings)
+        self._app = app
+        self._pending = {spec.name: spec for spec in TOOLS}
+        self._listing = _cached_listing()
+        if set(self._listing) != set(self._pending):  # no listing, or one from another set of tools
+            self.build_all()
+
+    def build_all(self) -> None:
+        for name in list(self._pending):
+            self._build(name)
+
+    def _build(self, name: str) -> None:
+        from deploy_mcp.server.binding import bind
+
+        spec = self._pending.pop(name, None)
+        if spec is not None:
+            self.add_tool(bind(spec.load(), self._app), name=spec.name, annotations=spec.annotations)
+
+    async def list_tools(self) -> list[MCPTool]:
+        built = {tool.name: tool for tool in await super().list_tools()}
+        return [built[spec.name] if spec.name in built else self._listing[spec.name] for spec in TOOLS]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        self._build(name)
+        return await super().call_tool(name, arguments, context)
+
+    def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        self._build(name)
+        return super()._tool_input_schema(name)
+
+
+def _cached_listing() -> dict[str, MCPTool]:
+    try:
+        entries = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {entry["name"]: MCPTool.model_validate(entry) for entry in entries}
+
+
+async def eager_listing(app: Any) -> list[dict[str, Any]]:
+    """The listing as the SDK builds it from the functions themselves."""
+    server = DeployServer(app, name="deploy-mcp")
+    server.build_all()
+    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in await server.list_tools()]
+
+
+def main() -> None:
+    import anyio
+
+    from deploy_mcp.app import App
+
+    listing = anyio.run(eager_listing, App.load())
+    SCHEMA_FILE.write_text(json.dumps(listing, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    print(f"wrote {SCHEMA_FILE.name} ({len(listing)} tools)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The deploy-mcp command as a person at a terminal uses it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy_mcp.app import App
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k != "DEPLOY_MCP_CONFIG"}
+    return subprocess.run(
+        [sys.executable, "-m", "deploy_mcp", *args],
+        cwd=cwd,
+        env={**base, "COLUMNS": "200", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_init_writes_a_starter_that_loads_and_refuses_to_overwrite(tmp_path: Path) -> None:
+    first = run("init", "--service", "api", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    text = (tmp_path / "deploy.toml").read_text()
+    assert "[services.api.environments.production]" in text
+    again = run("init", cwd=tmp_path)
+    assert again.returncode == 2
+    assert "already exists" in again.stderr and "--force" in again.stderr
+    assert (tmp_path / "deploy.toml").read_text() == text
+
+
+def test_history_prints_the_ledger_as_a_table(project_dir: Path) -> None:
+    app = App.load(project_dir / "deploy.toml")
+    first = app.ledger().create(service="web", version="1.0.0", environment="staging", strategy="rolling")
+    app.ledger().create(service="web", version="0.9.0", environment="staging", strategy="rolling", rollback_of=first.id)
+    app.close()
+    result = run("history", cwd=project_dir / ".deploy")  # found by walking up from a subfolder
+    assert result.returncode == 0, result.stderr
+    assert first.id in result.stdout and "1.0.0" in result.stdout and "rolling" in result.stdout
+    assert f"reverts {first.id}" in result.stdout
+
+
+def test_history_without_a_project_says_how_to_start(tmp_path: Path) -> None:
+    result = run("history", cwd=tmp_path)
+    assert result.returncode == 0
+    assert "deploy-mcp init" in result.stdout
+
+
+def test_invalid_config_is_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "deploy.toml").write_text('[services.web.environments.production]\nstrategy = "canery"\n')
+    result = run("history", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "services.web.environments.production.strategy: 'canery' is not one of" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_config_flag_target(tmp_path: Path) -> None:
+    result = run("--config", str(tmp_path / "nope.toml"), "history", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
