@@ -62,3 +62,12 @@ def test_missing_config_flag_target(tmp_path: Path) -> None:
     result = run("--config", str(tmp_path / "nope.toml"), "history", cwd=tmp_path)
     assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_local_status_and_stop_on_an_empty_project(project_dir: Path) -> None:
+    status = run("local", "status", cwd=project_dir)
+    assert status.returncode == 0, status.stderr
+    assert "Nothing runs" in status.stdout
+    stop = run("local", "stop", "nope", cwd=project_dir)
+    assert stop.returncode == 2
+    assert "nope" in stop.stderr and "Traceback" not in stop.stderr

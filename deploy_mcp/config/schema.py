@@ -208,14 +208,26 @@ class EcsTarget(Strict):
 
 
 class PrometheusSource(Strict):
+    """PromQL templates; {service}, {environment}, {version} and {window} are filled in per query."""
+
     url: str
+    requests: str = (
+        'sum(increase(deploy_mcp_requests_total{{service="{service}",environment="{environment}",'
+        'version="{version}"}}[{window}]))'
+    )
     error_rate: str = (
-        'sum(rate(deploy_mcp_requests_total{{service="{service}",version="{version}",status=~"5.."}}[{window}]))'
-        ' / sum(rate(deploy_mcp_requests_total{{service="{service}",version="{version}"}}[{window}]))'
+        '(sum(rate(deploy_mcp_requests_total{{service="{service}",environment="{environment}",version="{version}",'
+        'status=~"5.."}}[{window}])) or vector(0))'
+        ' / sum(rate(deploy_mcp_requests_total{{service="{service}",environment="{environment}",'
+        'version="{version}"}}[{window}]))'
     )
     latency_p95: str = (
         "histogram_quantile(0.95, sum by (le) (rate(deploy_mcp_request_duration_seconds_bucket"
-        '{{service="{service}",version="{version}"}}[{window}])))'
+        '{{service="{service}",environment="{environment}",version="{version}"}}[{window}])))'
+    )
+    latency_p99: str = (
+        "histogram_quantile(0.99, sum by (le) (rate(deploy_mcp_request_duration_seconds_bucket"
+        '{{service="{service}",environment="{environment}",version="{version}"}}[{window}])))'
     )
 
 

@@ -77,7 +77,13 @@ class Enterprise(Record):
 
 
 class Step(Record):
-    """One step of a plan as it ran."""
+    """One step of a plan as it ran.
+
+    ``name`` is the plan's action and ``params`` its parameters (version, replicas, weights, seconds, interval,
+    percentage), so any process can resume the deployment from the ledger alone. ``status``: pending, running,
+    succeeded, failed, inconclusive (paused on a verdict), waiting (a pause for a human), interrupted (stopped
+    part-way: re-run on resume), promoted (skipped by a human or agent), skipped.
+    """
 
     index: int
     name: str
@@ -86,6 +92,7 @@ class Step(Record):
     status: str = "pending"
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class Verdict(Record):
@@ -120,6 +127,11 @@ class DeploymentRecord(Record):
     steps: list[Step] = Field(default_factory=list)
     verdicts: list[Verdict] = Field(default_factory=list)
     enterprise: Enterprise | None = None
+    undoing: Status | None = Field(
+        default=None,
+        description="set while the runner undoes this deployment (the status it will end with); a resume "
+        "finishes the undo instead of the plan",
+    )
 
 
 class Event(Record):

@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--service")
     history.add_argument("--environment")
     history.add_argument("--limit", type=int, default=20)
+
+    local = commands.add_parser("local", help="the embedded local platform: what runs, and stopping it")
+    local_commands = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    local_commands.add_parser("status", help="versions, instances, weights and health of every service")
+    stop = local_commands.add_parser("stop", help="stop a service's instances and router")
+    stop.add_argument("service")
+    stop.add_argument("--environment", help="only this environment (default: all)")
     return parser
 
 
@@ -67,6 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         return _init(args)
     if args.command == "history":
         return _history(args)
+    if args.command == "local":
+        return _local(args)
     raise AssertionError(args.command)
 
 
@@ -115,6 +124,19 @@ def _history(args: argparse.Namespace) -> int:
         console.print(result.hint)
     if result.records:
         console.print(history_table(result.records))
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from deploy_mcp.app import App
+    from deploy_mcp.targets.local import cli
+
+    app = App.load(args.config)
+    app.require_config()
+    if args.local_command == "status":
+        print(cli.status(app.project))
+    else:
+        print(cli.stop(app.project, args.service, args.environment))
     return 0
 
 

@@ -1,0 +1,30 @@
+"""Metrics straight from a platform that routes traffic itself (the local platform's router).
+
+No Prometheus needed: the router already counts every request per version, so the analysis of a laptop
+deployment works out of the box with exact numbers.
+"""
+
+from __future__ import annotations
+
+from deploy_mcp.core.target import MetricSnapshot, TargetError, TrafficMetrics
+from deploy_mcp.signals.metrics.base import MetricSourceError, empty_snapshot
+
+
+class LocalRouterMetrics:
+    """Adapts a target's in-process ``TrafficMetrics`` to the MetricSource protocol."""
+
+    name = "local-router"
+
+    def __init__(self, traffic: TrafficMetrics) -> None:
+        self.traffic = traffic
+
+    def snapshot(
+        self, service: str, environment: str, versions: list[str], window_seconds: float
+    ) -> dict[str, MetricSnapshot]:
+        if window_seconds <= 0:
+            raise MetricSourceError(f"the metric window must be longer than 0 s, got {window_seconds:g}")
+        try:
+            measured = self.traffic.metrics(service, environment, window_seconds)
+        except TargetError as exc:
+            raise MetricSourceError(f"the router of {service}/{environment} has no metrics to give: {exc}") from None
+        return {v: measured.get(v) or empty_snapshot(v, window_seconds) for v in versions}

@@ -1,0 +1,1 @@
+"""hello: the example service deploy-mcp ships (see server.py)."""
