@@ -17,7 +17,10 @@ from deploy_mcp.errors import UserError
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
     from deploy_mcp.config.schema import DeployConfig
+    from deploy_mcp.core.runner import Runner
+    from deploy_mcp.core.target import Target
     from deploy_mcp.ledger.base import Ledger
+    from deploy_mcp.targets.registry import Targets
 
 LEDGER_FILE = "ledger.db"
 NO_CONFIG_HINT = (
@@ -33,6 +36,8 @@ class App:
         self._project: Project | None = None
         self._config_error: str | None = None
         self._ledger: Ledger | None = None
+        self._targets: Targets | None = None
+        self._runner: Runner | None = None
         self._lock = threading.RLock()
 
     @classmethod
@@ -94,8 +99,32 @@ class App:
             return None
         return self.ledger()
 
+    def target(self, service: str) -> Target:
+        """The platform driver that runs ``service`` (deploy.toml's ``target``)."""
+        self.require_config()
+        with self._lock:
+            if self._targets is None:
+                from deploy_mcp.targets.registry import Targets
+
+                self._targets = Targets(self.project)
+        return self._targets(service)
+
+    def runner(self) -> Runner:
+        """The runner that drives this process's deployments; on creation it marks orphaned ones interrupted."""
+        ledger = self.ledger()
+        with self._lock:
+            if self._runner is None:
+                from deploy_mcp.core.runner import Runner
+
+                self._runner = Runner(self.project, ledger, self.target)
+                self._runner.recover()
+            return self._runner
+
     def close(self) -> None:
         with self._lock:
+            if self._runner is not None:
+                self._runner.close()
+                self._runner = None
             if self._ledger is not None:
                 self._ledger.close()
                 self._ledger = None

@@ -17,7 +17,9 @@ confirm on their behalf."""
 
 def build_server(app: App | None = None) -> DeployServer:
     app = app or App.load()
-    server = DeployServer(app, name="deploy-mcp", title="deploy-mcp", version=__version__, instructions=INSTRUCTIONS)
+    server = DeployServer(
+        app, name="deploy-mcp", title="deploy-mcp", version=__version__, instructions=INSTRUCTIONS, log_level="WARNING"
+    )
     register_resources(server, app)
     register_prompts(server)
     return server

@@ -24,12 +24,23 @@ def bind(fn: Callable[..., Any], app: Any) -> Callable[..., Any]:
     hints = typing.get_type_hints(fn, include_extras=True)
     first, *rest = signature.parameters.values()
 
-    @functools.wraps(fn)
-    def tool(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(app, *args, **kwargs)
-        except UserError as exc:
-            raise ToolError(str(exc)) from None
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def tool(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(app, *args, **kwargs)
+            except UserError as exc:
+                raise ToolError(str(exc)) from None
+
+    else:
+
+        @functools.wraps(fn)
+        def tool(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(app, *args, **kwargs)
+            except UserError as exc:
+                raise ToolError(str(exc)) from None
 
     del tool.__wrapped__  # the SDK must see the bound signature, not the original
     tool.__doc__ = inspect.getdoc(fn)  # the description an agent reads, without source indentation

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--environment")
     history.add_argument("--limit", type=int, default=20)
 
+    demo = commands.add_parser("demo", help="watch the SHIP loop on the local platform, driven through MCP")
+    demo.add_argument("--keep", action="store_true", help="leave the demo project and its services running")
+
     local = commands.add_parser("local", help="the embedded local platform: what runs, and stopping it")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
     local_commands.add_parser("status", help="versions, instances, weights and health of every service")
@@ -76,6 +79,10 @@ def _run(args: argparse.Namespace) -> int:
         return _history(args)
     if args.command == "local":
         return _local(args)
+    if args.command == "demo":
+        from deploy_mcp.demo import run_demo
+
+        return run_demo(keep=args.keep)
     raise AssertionError(args.command)
 
 

@@ -22,8 +22,9 @@ STATUS_STYLE = {
 
 def history_table(records: Iterable[DeploymentRecord]) -> Table:
     table = Table(title="Deployments", header_style="bold")
-    for column in ("id", "service", "version", "env", "strategy", "status", "deployed at", "took", "note"):
-        table.add_column(column, no_wrap=column in {"id", "deployed at"})
+    for column in ("id", "service", "version", "env", "strategy", "status", "deployed at", "took"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note", overflow="fold", ratio=1, min_width=20)
     for record in records:
         took = f"{record.duration_seconds:.0f}s" if record.duration_seconds is not None else ""
         note = record.reason or ""

@@ -22,6 +22,8 @@ from mcp_types import ToolAnnotations
 SCHEMA_FILE = Path(__file__).with_name("tool_schemas.json")
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+CHANGING = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,14 @@ class ToolSpec:
 
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("plan_deployment", "deploy_mcp.tools.planning:plan_deployment", READ_ONLY),
+    ToolSpec("deploy", "deploy_mcp.tools.deploying:deploy", DESTRUCTIVE),
+    ToolSpec("deployment_status", "deploy_mcp.tools.steering:deployment_status", READ_ONLY),
+    ToolSpec("promote", "deploy_mcp.tools.steering:promote", DESTRUCTIVE),
+    ToolSpec("pause", "deploy_mcp.tools.steering:pause", CHANGING),
+    ToolSpec("resume", "deploy_mcp.tools.steering:resume", DESTRUCTIVE),
+    ToolSpec("abort", "deploy_mcp.tools.steering:abort", DESTRUCTIVE),
+    ToolSpec("validate", "deploy_mcp.tools.validation:validate", READ_ONLY),
+    ToolSpec("rollback", "deploy_mcp.tools.rollback:rollback", DESTRUCTIVE),
     ToolSpec("deployment_history", "deploy_mcp.tools.history:deployment_history", READ_ONLY),
 )
 
@@ -46,7 +56,7 @@ class DeployServer(MCPServer):
 
     def __init__(self, app: Any, **settings: Any) -> None:
         super().__init__(**settings)
-        self._app = app
+        self.app = app
         self._pending = {spec.name: spec for spec in TOOLS}
         self._listing = _cached_listing()
         if set(self._listing) != set(self._pending):  # no listing, or one from another set of tools
@@ -61,7 +71,7 @@ class DeployServer(MCPServer):
 
         spec = self._pending.pop(name, None)
         if spec is not None:
-            self.add_tool(bind(spec.load(), self._app), name=spec.name, annotations=spec.annotations)
+            self.add_tool(bind(spec.load(), self.app), name=spec.name, annotations=spec.annotations)
 
     async def list_tools(self) -> list[MCPTool]:
         built = {tool.name: tool for tool in await super().list_tools()}

@@ -1,0 +1,79 @@
+"""What every part of the runner shares: its error, its collaborators, and small helpers.
+
+The runner is the one place where a plan meets a platform, so its collaborators are passed in, never imported:
+core never imports a concrete target or metric source (the data flows tool -> runner -> targets + signals ->
+ledger), and tests hand it the real local platform.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from deploy_mcp.config.schema import Environment, Service
+from deploy_mcp.errors import UserError
+
+if TYPE_CHECKING:
+    from deploy_mcp.config.loader import Project
+    from deploy_mcp.core.analysis import MetricsSource
+    from deploy_mcp.core.records import DeploymentRecord
+    from deploy_mcp.core.target import Target
+    from deploy_mcp.ledger import Ledger
+
+log = logging.getLogger("deploy_mcp.runner")
+
+
+class RunnerError(UserError):
+    """The runner refused a request (a deployment already running, an unknown id, nothing to roll back to...)."""
+
+
+def default_holder() -> str:
+    """A lock holder name unique to this process: readable in a refusal, never reused by a restarted process."""
+    return f"pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
+
+
+@dataclass(frozen=True)
+class Context:
+    """The runner's collaborators, shared by every deployment it drives."""
+
+    project: Project
+    ledger: Ledger
+    targets: Callable[[str], Target]
+    metrics: Callable[[str, str], MetricsSource]
+    holder: str
+    lease_seconds: float
+    ready_timeout: float
+    drain_timeout: float
+
+    def service(self, name: str) -> Service:
+        services = self.project.config.services
+        if name not in services:
+            known = ", ".join(sorted(services)) or "none"
+            raise RunnerError(f"service {name!r} is not in deploy.toml (known: {known})")
+        return services[name]
+
+    def environment(self, service: str, name: str) -> Environment:
+        svc = self.service(service)
+        if name not in svc.environments:
+            known = ", ".join(sorted(svc.environments)) or "none"
+            raise RunnerError(f"service {service!r} has no environment {name!r} in deploy.toml (known: {known})")
+        return svc.environments[name]
+
+    def full_size(self, service: str, environment: str) -> int:
+        """How many instances a version runs with once it serves everything."""
+        return self.environment(service, environment).replicas or self.service(service).replicas
+
+
+def notify(callback: Callable[[DeploymentRecord, str], None] | None, record: DeploymentRecord, message: str) -> None:
+    """Progress goes to a client that may be gone; its failure must never stop a deployment."""
+    if callback is None:
+        return
+    try:
+        callback(record, message)
+    except Exception:
+        log.exception("progress callback failed for %s", record.id)

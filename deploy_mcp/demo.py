@@ -1,0 +1,171 @@
+"""`deploy-mcp demo`: the SHIP loop a newcomer can watch, driven through a real MCP session.
+
+It copies examples/ into a temporary project, starts `deploy-mcp serve` as a subprocess and talks to it over
+stdio the way an agent would, while a load generator sends traffic to the local platform's router:
+
+1. 1.0.0 rolls out to staging and production;
+2. 2.0.0 goes to production as a canary that passes every step and is promoted to 100%;
+3. 3.0.0 fails one request in five: the canary catches it and the server rolls back by itself.
+
+The demo plays the user too: when the server asks to confirm a production change, it answers yes and says so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from rich.console import Console
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+DEMO_ANALYSIS = 'analysis = { interval = "2s", bake = "4s", min_requests = 20 }'
+console = Console()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _project(folder: Path) -> tuple[Path, dict[str, int]]:
+    """The example project with free ports and analysis timings short enough to watch."""
+    shutil.copytree(EXAMPLES, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".deploy", "__pycache__"))
+    text = (folder / "deploy.toml").read_text(encoding="utf-8")
+    ports = {"staging": _free_port(), "production": _free_port()}
+    text = text.replace("port = 8081", f"port = {ports['staging']}").replace(
+        "port = 8080", f"port = {ports['production']}"
+    )
+    text = text.replace('analysis = { interval = "10s", bake = "30s", min_requests = 50 }', DEMO_ANALYSIS)
+    text = text.replace(
+        'requires = ["staging"]', "requires = []  # the demo sends 2.0.0 and 3.0.0 straight to production"
+    )
+    text = text.replace(
+        "[services.hello.environments.staging]", f"[services.hello.environments.staging]\n{DEMO_ANALYSIS}"
+    )
+    (folder / "deploy.toml").write_text(text, encoding="utf-8")
+    return folder / "deploy.toml", ports
+
+
+async def _yes(_context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+    console.print(f"  [magenta]server asks the user:[/] {params.message}")
+    console.print("  [magenta]demo user:[/] yes")
+    return types.ElicitResult(action="accept", content={"confirm": True})
+
+
+async def _progress(_done: float, _total: float | None, message: str | None) -> None:
+    if message:
+        console.print(f"  [dim]{message}[/]")
+
+
+async def _ship(
+    client: Client, version: str, environment: str, when_paused: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    console.rule(f"deploy hello {version} to {environment}")
+    arguments = {"service": "hello", "version": version, "environment": environment, "wait_seconds": 55}
+    result = await client.call_tool("deploy", arguments, progress_callback=_progress)
+    if result.is_error:
+        raise RuntimeError(result.content[0].text)  # type: ignore[union-attr]
+    view = await _settled(client, result.structured_content or {})
+    for _ in range(3):  # a first release has no traffic yet, so its analysis cannot judge: the agent resumes
+        if view["record"]["status"] != "paused":
+            break
+        console.print(f"  [yellow]paused:[/] {view['record']['reason']}")
+        if when_paused is not None:
+            when_paused()
+        console.print("  [cyan]agent:[/] traffic is flowing now; resume to analyse again")
+        result = await client.call_tool("resume", {"deployment_id": view["record"]["id"]}, progress_callback=_progress)
+        view = await _settled(client, result.structured_content or {})
+    record = view["record"]
+    colour = {"succeeded": "green", "rolled_back": "yellow"}.get(record["status"], "red")
+    console.print(
+        f"  [bold {colour}]{record['id']}: {record['status']}[/]"
+        + (f" - {record['reason']}" if record["reason"] else "")
+    )
+    return view
+
+
+async def _settled(client: Client, view: dict[str, Any]) -> dict[str, Any]:
+    """Poll deployment_status until the deployment succeeds, pauses or ends, as an agent would."""
+    while view["record"]["status"] in ("pending", "in_progress"):
+        await anyio.sleep(0.5)
+        status = await client.call_tool("deployment_status", {"deployment_id": view["record"]["id"]})
+        view = status.structured_content or {}
+    return view
+
+
+async def _run(config: Path, ports: dict[str, int]) -> None:
+    from deploy_mcp.core.records import DeploymentRecord
+    from deploy_mcp.server.render import history_table
+    from deploy_mcp.targets.local.loadgen import BackgroundLoad
+
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "deploy_mcp", "serve"],
+        env={"DEPLOY_MCP_CONFIG": str(config)},
+        cwd=str(config.parent),
+    )
+    started = time.monotonic()
+    async with Client(server, elicitation_callback=_yes) as client:
+        tools = [tool.name for tool in (await client.list_tools()).tools]
+        console.print(f"connected to deploy-mcp over stdio: {len(tools)} tools ({', '.join(tools)})")
+        loads = []
+        try:
+            await _ship(
+                client,
+                "1.0.0",
+                "staging",
+                when_paused=lambda: loads.append(
+                    BackgroundLoad(f"http://127.0.0.1:{ports['staging']}/", rate=50).start()
+                ),
+            )
+            production = f"http://127.0.0.1:{ports['production']}/"
+
+            def send_traffic() -> None:
+                if len(loads) < 2:
+                    loads.append(BackgroundLoad(production, rate=200).start())
+                    console.print(f"  [dim]sending 200 requests/s to production ({production})[/]")
+
+            await _ship(client, "1.0.0", "production", when_paused=send_traffic)
+            send_traffic()
+            await _ship(client, "2.0.0", "production")
+            await _ship(client, "3.0.0", "production")
+        finally:
+            for load in loads:
+                result = load.stop()
+                console.print(f"  [dim]load on {load.url}: {result.requests} requests, {result.failures} failed[/]")
+        history = await client.call_tool("deployment_history", {"service": "hello"})
+        records = [DeploymentRecord.model_validate(r) for r in (history.structured_content or {})["records"]]
+    console.print(history_table(records))
+    console.print(f"demo finished in {time.monotonic() - started:.0f} s; the project was {config.parent}")
+
+
+def run_demo(keep: bool = False) -> int:
+    folder = Path(tempfile.mkdtemp(prefix="deploy-mcp-demo-"))
+    config, ports = _project(folder)
+    try:
+        anyio.run(_run, config, ports)
+    except Exception as exc:  # the demo reports what went wrong in one line, like every command
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        console.print(f"[red]demo stopped: {exc}[/]")
+        return 1
+    finally:
+        from deploy_mcp.config.loader import load_project
+        from deploy_mcp.targets.local import cli
+
+        project = load_project(config)
+        if not keep:
+            console.print(cli.stop(project, "hello"))
+            shutil.rmtree(folder, ignore_errors=True)
+    return 0

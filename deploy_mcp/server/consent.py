@@ -1,0 +1,478 @@
+"""The gate every changing tool passes at call time: the policy first, then the user's confirmation.
+
+A changing tool takes one extra parameter, ``consent: Annotated[Consent, Resolve(confirm_deploy)]`` (or the
+resolver for its action). The SDK fills it before the tool body runs and leaves it out of the input schema, so
+the model can neither see nor set it: an argument such as ``confirm=true`` is simply not consent. The resolvers:
+
+1. work out what the call would do and apply the policy (read-only, allowlist, promotion, windows, modes) with
+   the ledger's facts; a refusal is the tool's error and the body never runs;
+2. when the action needs confirmation (production, ``policy.require_confirmation``), ask the user through MCP
+   elicitation, describing exactly what will happen. The SDK carries the question on the protocol the client
+   speaks: a server-to-client ``elicitation/create`` in the middle of the call up to 2025-11-25, an
+   ``InputRequiredResult`` answered by a retry from 2026-07-28 (the resolvers then run again on the retry, so
+   the policy is checked again at the moment the body runs). ``ctx.elicit`` would work only on the older one;
+3. when the client cannot ask the user (no elicitation capability, or a legacy HTTP response that cannot carry
+   a request), do not ask: go ahead only if a person approved this change in a terminal (``deploy-mcp
+   approve``), else refuse with the exact command for the person to run.
+
+Decline, cancel or an unticked box stop the call with an error that says the user declined and nothing changed.
+
+This module has no ``from __future__ import annotations``: the resolvers are closures whose annotations name
+other closures (``Resolve(ask)``), and the SDK reads those annotations at registration, so they must be real
+objects rather than strings that only the module's globals could resolve.
+"""
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import AcceptedElicitation, Elicit, ElicitationResult, Resolve
+from mcp_types.version import is_version_at_least
+from pydantic import BaseModel, ConfigDict, Field
+
+from deploy_mcp.app import App
+from deploy_mcp.config.schema import StrategyName
+from deploy_mcp.core.plans import Plan, build_plan
+from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision, approve_command
+from deploy_mcp.core.records import DeploymentRecord
+from deploy_mcp.errors import UserError
+from deploy_mcp.ledger.base import Approval, LedgerError
+from deploy_mcp.tools.approvals import check_policy
+
+__all__ = [
+    "Confirmation",
+    "Consent",
+    "ConsentResolvers",
+    "Subject",
+    "app_from_context",
+    "client_can_ask",
+    "confirm_abort",
+    "confirm_deploy",
+    "confirm_pause",
+    "confirm_promote",
+    "confirm_resume",
+    "confirm_rollback",
+    "make_consent_resolvers",
+]
+
+_INPUT_REQUIRED_VERSION = "2026-07-28"
+"""From this protocol version the question rides an InputRequiredResult, which needs no back-channel."""
+
+
+class Confirmation(BaseModel):
+    """The form the user sees. The box must be ticked: accepting the form without it is not a yes."""
+
+    confirm: bool = Field(
+        title="Go ahead with this production change",
+        description="Tick to let it run now. Leave unticked, decline or cancel to stop it; nothing will change.",
+    )
+    note: str | None = Field(
+        default=None,
+        title="Note (optional)",
+        description="Kept with the deployment record, e.g. why now or who is watching.",
+    )
+
+
+ConsentBy = Literal["user", "approval", "not-needed"]
+
+
+class Consent(BaseModel):
+    """Why the tool body may run. It reaches the body only when given; every "no" stops the call earlier.
+
+    ``by``: the user confirmed through the client, a person approved the change in a terminal, or no
+    confirmation is needed (not production, policy.require_confirmation = false, or abort/pause).
+    ``decision`` is the policy decision at call time, for the record; ``approved_by`` and ``change_id`` come
+    from the ledger's approval when there is one (enterprise changes carry them whichever way consent came).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    given: bool
+    by: ConsentBy
+    detail: str
+    approved_by: str | None = None
+    change_id: str | None = None
+    note: str | None = None
+    decision: PolicyDecision | None = None
+
+
+class Subject(BaseModel):
+    """What a call would do, worked out before anyone is asked.
+
+    ``headline`` says it in one sentence, ``details`` adds what the user should know before saying yes.
+    ``approval_key`` is the change id a person approves when the client cannot ask (the change id for a
+    deploy, the deployment id for actions on a deployment); ``retry`` tells the agent how to try again.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    service: str
+    environment: str
+    headline: str
+    details: str = ""
+    decision: PolicyDecision
+    approval_key: str | None = None
+    approval: Approval | None = None
+    retry: str
+
+    @property
+    def question(self) -> str:
+        return f"{self.headline}?" + (f" {self.details}" if self.details else "")
+
+
+@dataclass(frozen=True)
+class ConsentResolvers:
+    """One resolver per changing action; annotate the tool's ``consent`` parameter with the matching one.
+
+    Each takes the tool's arguments by name, so the tool must have them: deploy (service, version,
+    environment, strategy, change_id), rollback (service, environment, to, reason), promote, resume, abort and
+    pause (deployment_id). A mismatch fails when the tool is registered, not when it is called.
+    """
+
+    deploy: Callable[..., Any]
+    rollback: Callable[..., Any]
+    promote: Callable[..., Any]
+    resume: Callable[..., Any]
+    abort: Callable[..., Any]
+    pause: Callable[..., Any]
+
+
+def make_consent_resolvers(app: App | None = None) -> ConsentResolvers:
+    """Resolvers over ``app``; with None they find the App on the server handling the call (see
+    `app_from_context`), which is what module-level tools use."""
+
+    def project(ctx: Context) -> App:
+        return app if app is not None else app_from_context(ctx)
+
+    def deploy_subject(
+        ctx: Context,
+        service: str,
+        version: str,
+        environment: str,
+        strategy: StrategyName | str | None,
+        change_id: str | None,
+    ) -> Subject:
+        with _tool_errors():
+            return _deploy_subject(project(ctx), service, version, environment, strategy, change_id)
+
+    def rollback_subject(ctx: Context, service: str, environment: str, to: str | None, reason: str | None) -> Subject:
+        with _tool_errors():
+            return _rollback_subject(project(ctx), service, environment, to, reason)
+
+    def on_deployment(action: Action) -> Callable[..., Subject]:
+        def subject(ctx: Context, deployment_id: str) -> Subject:
+            with _tool_errors():
+                return _deployment_subject(project(ctx), action, deployment_id)
+
+        subject.__qualname__ = subject.__name__ = f"{action}_subject"
+        return subject
+
+    return ConsentResolvers(
+        deploy=_gate("deploy", deploy_subject),
+        rollback=_gate("rollback", rollback_subject),
+        promote=_gate("promote", on_deployment("promote")),
+        resume=_gate("resume", on_deployment("resume")),
+        abort=_gate("abort", on_deployment("abort")),
+        pause=_gate("pause", on_deployment("pause")),
+    )
+
+
+def app_from_context(ctx: Context) -> App:
+    """The App of the server handling this call: its ``app`` attribute (DeployServer's ``_app`` until it has a
+    public one)."""
+    try:
+        server = ctx.mcp_server
+    except ValueError:
+        server = None
+    app = getattr(server, "app", None) or getattr(server, "_app", None)
+    if not isinstance(app, App):
+        raise ToolError("this server has no deploy-mcp project attached; it cannot decide on changes")
+    return app
+
+
+def client_can_ask(ctx: Context) -> bool:
+    """Whether a question can reach the user during this call.
+
+    The client must have declared form elicitation (a bare ``elicitation: {}`` counts, url-only does not, as in
+    the SDK). Before 2026-07-28 the question is a request from server to client, which a JSON-response HTTP
+    exchange cannot carry; from 2026-07-28 it travels in the result, so the capability is enough.
+    """
+    try:
+        capabilities = ctx.client_capabilities
+        version = ctx.protocol_version
+        can_send = ctx.session.can_send_request
+    except ValueError:  # not inside a request: nobody to ask
+        return False
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+        return False
+    modern = version is not None and is_version_at_least(version, _INPUT_REQUIRED_VERSION)
+    return modern or bool(can_send)
+
+
+def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., Any]:
+    """The ask-then-settle pair for one action; the returned resolver is what the tool annotates."""
+
+    async def ask(subject: Annotated[Subject, Resolve(subject_fn)], ctx: Context) -> Elicit[Confirmation] | Consent:
+        decision = subject.decision
+        approval = subject.approval
+        approved = {"approved_by": approval.approved_by, "change_id": approval.change_id} if approval else {}
+        if not decision.needs_confirmation:
+            return Consent(given=True, by="not-needed", detail=_why_not_needed(subject), decision=decision, **approved)
+        if client_can_ask(ctx):
+            return Elicit(subject.question, Confirmation)
+        if approval is not None:
+            return Consent(
+                given=True,
+                by="approval",
+                detail=f"{approval.approved_by} approved {approval.change_id} for {subject.service} in "
+                f"{subject.environment} in a terminal; this client cannot ask the user.",
+                decision=decision,
+                **approved,
+            )
+        raise ToolError(_cannot_ask(subject))
+
+    async def settle(
+        subject: Annotated[Subject, Resolve(subject_fn)],
+        answer: Annotated[ElicitationResult[Confirmation], Resolve(ask)],
+    ) -> Consent:
+        if not isinstance(answer, AcceptedElicitation):
+            verb = "declined" if answer.action == "decline" else "cancelled"
+            raise ToolError(_declined(subject, verb))
+        if isinstance(answer.data, Consent):
+            return answer.data
+        confirmation: Confirmation = answer.data
+        if not confirmation.confirm:
+            raise ToolError(_declined(subject, "did not tick 'go ahead' and so did not confirm"))
+        approval = subject.approval
+        return Consent(
+            given=True,
+            by="user",
+            detail=f"The user confirmed: {subject.headline}.",
+            note=confirmation.note or None,
+            decision=subject.decision,
+            approved_by=approval.approved_by if approval else None,
+            change_id=approval.change_id if approval else None,
+        )
+
+    # Readable, stable keys: the SDK names an elicitation on the wire after its resolver.
+    ask.__qualname__ = ask.__name__ = f"confirm_{action}"
+    settle.__qualname__ = settle.__name__ = f"consent_{action}"
+    return settle
+
+
+# -- what each action would do -----------------------------------------------------------------------------------
+
+
+def _deploy_subject(
+    app: App,
+    service: str,
+    version: str,
+    environment: str,
+    strategy: StrategyName | str | None,
+    change_id: str | None,
+) -> Subject:
+    config = app.require_config()
+    ledger = app.existing_ledger()
+    good = ledger.last_good(service, environment) if ledger else None
+    plan = build_plan(config, service, version, environment, strategy, current_version=good.version if good else None)
+    decision = check_policy(
+        app,
+        action="deploy",
+        service=service,
+        environment=environment,
+        version=version,
+        strategy=plan.strategy,
+        change_id=change_id,
+    )
+    decision.raise_if_refused()
+    approval = ledger.find_approval(change_id, service, environment) if ledger and change_id else None
+    headline, details = _describe_plan(plan)
+    if approval is not None:
+        details += f" Change {approval.change_id}, approved by {approval.approved_by}."
+    return Subject(
+        action="deploy",
+        service=service,
+        environment=environment,
+        headline=headline,
+        details=details.strip(),
+        decision=decision,
+        approval_key=change_id,
+        approval=approval,
+        retry=f'call deploy again with change_id="{change_id or "CHANGE-ID"}"',
+    )
+
+
+def _rollback_subject(app: App, service: str, environment: str, to: str | None, reason: str | None) -> Subject:
+    app.require_config()
+    decision = check_policy(app, action="rollback", service=service, environment=environment)
+    decision.raise_if_refused()
+    ledger = app.existing_ledger()
+    latest = ledger.list(service=service, environment=environment, limit=1) if ledger else []
+    current = latest[0] if latest else None
+    if to:
+        target = to
+    else:
+        good = ledger.last_good(service, environment, before=current.id) if ledger and current else None
+        target = f"{good.version}, the last version that passed validation" if good else "the last good version"
+    source = f" from {current.version} ({current.id})" if current else ""
+    details = f"Reason given: {reason}" if reason else ""
+    approval = ledger.find_approval(current.id, service, environment) if ledger and current else None
+    return Subject(
+        action="rollback",
+        service=service,
+        environment=environment,
+        headline=f"Roll back {service} in {environment}{source} to {target}",
+        details=details,
+        decision=decision,
+        approval_key=current.id if current else None,
+        approval=approval,
+        retry="call rollback again",
+    )
+
+
+def _deployment_subject(app: App, action: Action, deployment_id: str) -> Subject:
+    app.require_config()
+    ledger = app.existing_ledger()
+    record = ledger.get(deployment_id) if ledger else None
+    if record is None:
+        raise ToolError(f"deployment_id: no deployment {deployment_id!r}; deployment_history lists the ids")
+    decision = check_policy(
+        app,
+        action=action,
+        service=record.service,
+        environment=record.environment,
+        version=record.version,
+        strategy=record.strategy,
+    )
+    decision.raise_if_refused()
+    approval = ledger.find_approval(record.id, record.service, record.environment) if ledger else None
+    return Subject(
+        action=action,
+        service=record.service,
+        environment=record.environment,
+        headline=_describe_record(action, record),
+        decision=decision,
+        approval_key=record.id,
+        approval=approval,
+        retry=f"call {action} again",
+    )
+
+
+def _describe_plan(plan: Plan) -> tuple[str, str]:
+    """The question's headline (what, where, how) and the facts that matter before saying yes."""
+    new, old = plan.version, plan.current_version
+    now = f" (now {old})" if old else " (first deployment there)"
+    ramp = " -> ".join(f"{share}%" for share in _ramp(plan))
+    if old is None and plan.strategy in (StrategyName.CANARY, StrategyName.BLUE_GREEN):
+        how = f"with {plan.strategy.value}: nothing runs there yet, so {new} starts at full size and takes all traffic"
+    else:
+        how = {
+            StrategyName.CANARY: f"with a canary: {ramp} of traffic",
+            StrategyName.ROLLING: f"with a rolling update of {plan.replicas} instances",
+            StrategyName.BLUE_GREEN: f"with blue-green: {new} starts beside {old} and all traffic switches at once",
+            StrategyName.RECREATE: f"with recreate: {old} stops first, about {plan.expected_downtime_seconds:g} s "
+            "with no service"
+            if old
+            else "with recreate",
+            StrategyName.FEATURE_FLAG: f"behind a feature flag ramped {ramp}",
+        }[plan.strategy]
+    headline = f"Deploy {plan.service} {new} to {plan.environment}{now} {how}"
+    t = plan.thresholds
+    details = (
+        f"Each step is analyzed for {_human(plan.analysis.bake)}; an error rate above "
+        f"{t.error_rate.critical * 100:g}% or p95 latency above {t.latency_p95_ms.critical:g} ms rolls it back "
+        f"automatically. About {_human(plan.estimated_duration_seconds)} in all."
+    )
+    if any(step.action == "pause" and step.seconds is None for step in plan.steps):
+        details += " It pauses for a human decision before full rollout."
+    return headline, details
+
+
+def _ramp(plan: Plan) -> list[int]:
+    """The new version's share at each step: traffic weights, or the flag's percentages."""
+    if plan.strategy == StrategyName.FEATURE_FLAG:
+        return [step.percentage for step in plan.steps if step.action == "flag" and step.percentage]
+    weights = [step.weights.get(plan.version, 0) for step in plan.steps if step.weights]
+    return [weight for weight in weights if weight] or [100]
+
+
+def _describe_record(action: Action, record: DeploymentRecord) -> str:
+    where = f"{record.service} {record.version} in {record.environment}, {record.strategy}"
+    step = f", at step {record.current_step} of {len(record.steps)}" if record.current_step and record.steps else ""
+    what = {
+        "promote": "Promote {id}: let the rollout go past its current step",
+        "resume": "Resume {id}: the rollout continues from where it stopped",
+        "abort": "Abort {id} and return traffic to the previous version",
+        "pause": "Pause {id}",
+        "deploy": "Deploy {id}",
+        "rollback": "Roll back {id}",
+    }[action].format(id=record.id)
+    return f"{what} ({where}, {record.status.value}{step})"
+
+
+# -- messages ----------------------------------------------------------------------------------------------------
+
+
+def _why_not_needed(subject: Subject) -> str:
+    decision = subject.decision
+    if not decision.production:
+        return f"{subject.environment} is not a production environment: no confirmation needed."
+    if decision.action not in CONFIRMED_ACTIONS:
+        return f"{decision.action} needs no confirmation: it only stops or holds a rollout."
+    return "policy.require_confirmation is false in deploy.toml: production actions are not confirmed."
+
+
+def _cannot_ask(subject: Subject) -> str:
+    key = subject.approval_key
+    command = approve_command(key or "CHANGE-ID", subject.service, subject.environment)
+    placeholder = "" if key else " (CHANGE-ID: the id of the change request or ticket)"
+    alternative = (
+        " The user can also run the rollback from a terminal with `deploy-mcp rollback`."
+        if subject.action == "rollback"
+        else ""
+    )
+    return (
+        f"Not done: {subject.headline}. This is a production action and policy.require_confirmation is true, so "
+        "the user must confirm it, but this MCP client cannot ask the user during this call (it did not declare "
+        "elicitation support, or its connection cannot carry a question). "
+        "If the user wants it, they approve it themselves, in their own terminal: "
+        f"`{command}`{placeholder}; then {subject.retry}.{alternative} Do not run that command on the user's "
+        "behalf: the approval stands for a person's decision, and a model cannot give it."
+    )
+
+
+def _declined(subject: Subject, how: str) -> str:
+    return f"The user {how}: {subject.headline}. Nothing was changed. Do not retry unless the user asks for it again."
+
+
+@contextlib.contextmanager
+def _tool_errors() -> Iterator[None]:
+    """Mistakes a caller can fix reach the agent as their message; the SDK would hide anything else."""
+    try:
+        yield
+    except (UserError, LedgerError) as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:g} s"
+
+
+_default = make_consent_resolvers()
+confirm_deploy = _default.deploy
+confirm_rollback = _default.rollback
+confirm_promote = _default.promote
+confirm_resume = _default.resume
+confirm_abort = _default.abort
+confirm_pause = _default.pause

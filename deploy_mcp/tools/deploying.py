@@ -1,0 +1,89 @@
+"""deploy: start a deployment and drive it, returning before the client's timeout."""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import Annotated
+
+import anyio
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.resolve import Resolve
+from pydantic import Field
+
+from deploy_mcp.app import App
+from deploy_mcp.config.schema import StrategyName
+from deploy_mcp.core.plans import build_plan
+from deploy_mcp.core.records import DeploymentRecord, Status
+from deploy_mcp.server.consent import Consent, confirm_deploy
+from deploy_mcp.tools.views import DeploymentView, view
+
+POLL_SECONDS = 0.25
+
+
+async def deploy(
+    app: App,
+    service: Annotated[str, Field(description="The service to ship (a key of [services] in deploy.toml).")],
+    version: Annotated[str, Field(min_length=1, max_length=128, description="The version to ship, e.g. 2.1.0.")],
+    environment: Annotated[str, Field(description="Where to ship it, e.g. staging or production.")],
+    consent: Annotated[Consent, Resolve(confirm_deploy)],
+    ctx: Context,
+    strategy: Annotated[
+        StrategyName | None, Field(description="Override the configured strategy; omit to use deploy.toml.")
+    ] = None,
+    wait_seconds: Annotated[
+        float, Field(ge=0, le=600, description="Return after this long with the current state; poll after.")
+    ] = 50,
+    change_id: Annotated[
+        str | None, Field(max_length=128, description="Enterprise mode: the approved change record, e.g. CHG-1234.")
+    ] = None,
+) -> DeploymentView:
+    """Start a deployment with the strategy's steps, gates and metric checks, and drive it. Production needs the
+    user's confirmation, which the server asks for. Returns within wait_seconds with the deployment id and its
+    state while the rollout goes on; poll deployment_status. A failing step rolls back by itself.
+    """
+    config = app.require_config()
+    runner = await anyio.to_thread.run_sync(app.runner)
+    state = await anyio.to_thread.run_sync(lambda: app.target(service).state(service, environment))
+    current = state.serving[0] if state.serving else None
+    plan = build_plan(config, service, version, environment, strategy, current_version=current)
+    progress: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def start() -> DeploymentRecord:
+        return runner.start(
+            plan,
+            deployed_by=deployed_by(consent),
+            change_id=change_id or consent.change_id,
+            on_progress=lambda _record, message: progress.put(message),
+        )
+
+    record = await anyio.to_thread.run_sync(start)
+    return view(app, await follow(app, record.id, wait_seconds, progress, ctx))
+
+
+def deployed_by(consent: Consent) -> str:
+    """Who is answerable for the change: the agent, and the person who confirmed or approved it."""
+    if consent.by == "approval":
+        return f"agent, approved by {consent.approved_by}"
+    if consent.by == "user":
+        return "agent, confirmed by the user"
+    return "agent"
+
+
+async def follow(
+    app: App, deployment_id: str, wait_seconds: float, progress: queue.SimpleQueue[str], ctx: Context | None
+) -> DeploymentRecord:
+    """Wait until the deployment settles or wait_seconds pass, forwarding each step as a progress notification."""
+    runner = app.runner()
+    deadline = time.monotonic() + wait_seconds
+    sent = 0
+    while True:
+        record = await anyio.to_thread.run_sync(lambda: runner.wait(deployment_id, POLL_SECONDS))
+        while not progress.empty():
+            message = progress.get()
+            sent += 1
+            if ctx is not None:
+                total = float(len(record.steps)) or None
+                await ctx.report_progress(float(record.current_step or 0), total, message)
+        if record.status not in (Status.PENDING, Status.IN_PROGRESS) or time.monotonic() >= deadline:
+            return record
