@@ -71,3 +71,23 @@ def test_local_status_and_stop_on_an_empty_project(project_dir: Path) -> None:
     stop = run("local", "stop", "nope", cwd=project_dir)
     assert stop.returncode == 2
     assert "nope" in stop.stderr and "Traceback" not in stop.stderr
+
+
+def test_approve_needs_a_person_at_a_terminal(project_dir: Path) -> None:
+    args = ("approve", "CHG-1", "--service", "web", "--environment", "production", "--approved-by", "Ana")
+    refused = run(*args, cwd=project_dir)
+    assert refused.returncode == 2 and "interactive terminal" in refused.stderr
+    assert not (project_dir / ".deploy").exists()
+    controller, terminal = os.openpty()  # a person's terminal
+    try:
+        allowed = subprocess.run(
+            [sys.executable, "-m", "deploy_mcp", *args], cwd=project_dir, stdin=terminal, capture_output=True, text=True
+        )
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "CHG-1" in allowed.stdout and "Ana" in allowed.stdout
+    app = App.load(project_dir / "deploy.toml")
+    assert app.ledger().find_approval("CHG-1", "web", "production").approved_by == "Ana"
+    app.close()

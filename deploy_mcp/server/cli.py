@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--environment")
     history.add_argument("--limit", type=int, default=20)
 
+    approve = commands.add_parser("approve", help="approve a change for a service and environment (people only)")
+    approve.add_argument("change_id", metavar="CHANGE-ID")
+    approve.add_argument("--service", required=True)
+    approve.add_argument("--environment", required=True)
+    approve.add_argument("--approved-by", required=True, help="your name, as it goes into the record")
+    approve.add_argument("--expires-in", type=float, default=24 * 3600, help="seconds the approval holds (24 h)")
+
     demo = commands.add_parser("demo", help="watch the SHIP loop on the local platform, driven through MCP")
     demo.add_argument("--keep", action="store_true", help="leave the demo project and its services running")
 
@@ -79,6 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         return _history(args)
     if args.command == "local":
         return _local(args)
+    if args.command == "approve":
+        return _approve(args)
     if args.command == "demo":
         from deploy_mcp.demo import run_demo
 
@@ -131,6 +140,21 @@ def _history(args: argparse.Namespace) -> int:
         console.print(result.hint)
     if result.records:
         console.print(history_table(result.records))
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    """Consent comes from a person: an agent's shell has no terminal, so a terminal is required."""
+    from deploy_mcp.app import App
+    from deploy_mcp.tools.approvals import approve, describe_approval
+
+    if not sys.stdin.isatty():
+        raise UserError(
+            "approve must be run by a person in an interactive terminal; an agent may not approve its own changes"
+        )
+    app = App.load(args.config)
+    approval = approve(app, args.change_id, args.service, args.environment, args.approved_by, args.expires_in)
+    print(describe_approval(approval))
     return 0
 
 
