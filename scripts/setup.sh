@@ -37,4 +37,6 @@ if command -v npm >/dev/null; then
 else
   echo "setup: npm not found; the MCP Inspector test will skip" >&2
 fi
+# The docs site: npm packages (VitePress, playwright-core) and Debian's chromium for the browser test.
+./scripts/setup-docs.sh
 echo "setup: done (.venv ready)"

@@ -327,6 +327,22 @@ async def test_actions_on_a_deployment_are_approved_by_its_id(app: App, protocol
     assert unknown.is_error and "deployment_history lists the ids" in text(unknown)
 
 
+async def test_without_elicitation_a_rollback_is_approved_by_the_deployment_it_reverts(app: App, protocol: str) -> None:
+    bad = app.ledger().create(
+        service="web", version="2.0.0", environment="production", strategy="canary", status=Status.FAILED
+    )
+    arguments = {"service": "web", "environment": "production", "reason": "error rate 7%"}
+    refused = await call(build(app), protocol, "rollback", arguments)
+    assert refused.is_error
+    assert f"`deploy-mcp approve {bad.id} --service web --environment production" in text(refused)
+    assert "run the rollback themselves in a terminal" in text(refused)
+
+    approve(app, bad.id, "web", "production", "on-call")
+    done = await call(build(app), protocol, "rollback", arguments)
+    assert not done.is_error, text(done)
+    assert (done.structured_content or {})["approved_by"] == "on-call"
+
+
 async def test_abort_in_production_is_never_held_up_by_a_question(app: App, protocol: str) -> None:
     running = app.ledger().create(
         service="web", version="2.0.0", environment="production", strategy="canary", status=Status.IN_PROGRESS

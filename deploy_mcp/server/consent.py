@@ -37,6 +37,7 @@ from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
 from deploy_mcp.core.plans import Plan, build_plan
 from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision, approve_command
+from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval, LedgerError
@@ -182,13 +183,12 @@ def make_consent_resolvers(app: App | None = None) -> ConsentResolvers:
 
 
 def app_from_context(ctx: Context) -> App:
-    """The App of the server handling this call: its ``app`` attribute (DeployServer's ``_app`` until it has a
-    public one)."""
+    """The App of the server handling this call (DeployServer's ``app``)."""
     try:
         server = ctx.mcp_server
     except ValueError:
         server = None
-    app = getattr(server, "app", None) or getattr(server, "_app", None)
+    app = getattr(server, "app", None)
     if not isinstance(app, App):
         raise ToolError("this server has no deploy-mcp project attached; it cannot decide on changes")
     return app
@@ -278,8 +278,8 @@ def _deploy_subject(
 ) -> Subject:
     config = app.require_config()
     ledger = app.existing_ledger()
-    good = ledger.last_good(service, environment) if ledger else None
-    plan = build_plan(config, service, version, environment, strategy, current_version=good.version if good else None)
+    current = _current_version(app, service, environment)
+    plan = build_plan(config, service, version, environment, strategy, current_version=current)
     decision = check_policy(
         app,
         action="deploy",
@@ -305,6 +305,18 @@ def _deploy_subject(
         approval=approval,
         retry=f'call deploy again with change_id="{change_id or "CHANGE-ID"}"',
     )
+
+
+def _current_version(app: App, service: str, environment: str) -> str | None:
+    """What the platform serves, as the deploy tool plans from it; the ledger's last good version when the
+    platform reports nothing (a first deployment, or a local platform whose processes are gone)."""
+    lookup(app.require_config(), service, environment)  # a typo is reported as such, not as a platform error
+    serving = app.target(service).state(service, environment).serving
+    if serving:
+        return serving[0]
+    ledger = app.existing_ledger()
+    good = ledger.last_good(service, environment) if ledger else None
+    return good.version if good else None
 
 
 def _rollback_subject(app: App, service: str, environment: str, to: str | None, reason: str | None) -> Subject:
@@ -428,21 +440,25 @@ def _why_not_needed(subject: Subject) -> str:
 
 
 def _cannot_ask(subject: Subject) -> str:
-    key = subject.approval_key
-    command = approve_command(key or "CHANGE-ID", subject.service, subject.environment)
-    placeholder = "" if key else " (CHANGE-ID: the id of the change request or ticket)"
-    alternative = (
-        " The user can also run the rollback from a terminal with `deploy-mcp rollback`."
+    why = (
+        f"Not done: {subject.headline}. This is a production action and policy.require_confirmation is true, so "
+        "the user must confirm it, but this MCP client cannot ask the user during this call (it did not declare "
+        "elicitation support, or its connection cannot carry a question)."
+    )
+    terminal = (
+        " The user can also run the rollback themselves in a terminal with `deploy-mcp rollback`."
         if subject.action == "rollback"
         else ""
     )
+    key = subject.approval_key
+    if key is None and subject.action != "deploy":
+        return f"{why}{terminal}"
+    command = approve_command(key or "CHANGE-ID", subject.service, subject.environment)
+    placeholder = "" if key else " (CHANGE-ID: the id of the change request or ticket)"
     return (
-        f"Not done: {subject.headline}. This is a production action and policy.require_confirmation is true, so "
-        "the user must confirm it, but this MCP client cannot ask the user during this call (it did not declare "
-        "elicitation support, or its connection cannot carry a question). "
-        "If the user wants it, they approve it themselves, in their own terminal: "
-        f"`{command}`{placeholder}; then {subject.retry}.{alternative} Do not run that command on the user's "
-        "behalf: the approval stands for a person's decision, and a model cannot give it."
+        f"{why} If the user wants it, they approve it themselves, in their own terminal: `{command}`{placeholder}; "
+        f"then {subject.retry}.{terminal} Do not run that command on the user's behalf: the approval stands for "
+        "a person's decision, and a model cannot give it."
     )
 
 
