@@ -272,8 +272,8 @@ class AnalysisRun:
             "successful": self.successful,
             "failed": self.failed,
             "inconclusive": self.inconclusive,
-            "errors": self.errors,
-            "errors_in_a_row": self.errors_in_a_row,
+            "source_errors": self.errors,
+            "source_errors_in_a_row": self.errors_in_a_row,
         }
 
     def _latest(self, phase: Phase | None = None) -> Measurement | None:
