@@ -109,6 +109,17 @@ class App:
                 self._targets = Targets(self.project)
         return self._targets(service)
 
+    def serving_version(self, service: str, environment: str) -> str | None:
+        """The version that takes most traffic now, as the platform reports it: what a plan starts from.
+
+        A typo in the service or environment is reported as such, not as a platform error.
+        """
+        from deploy_mcp.core.recommend import lookup
+
+        lookup(self.require_config(), service, environment)
+        serving = self.target(service).state(service, environment).serving
+        return serving[0] if serving else None
+
     def runner(self) -> Runner:
         """The runner that drives this process's deployments; on creation it marks orphaned ones interrupted."""
         ledger = self.ledger()

@@ -37,7 +37,6 @@ from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
 from deploy_mcp.core.plans import Plan, build_plan
 from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision, approve_command
-from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval, LedgerError
@@ -308,12 +307,11 @@ def _deploy_subject(
 
 
 def _current_version(app: App, service: str, environment: str) -> str | None:
-    """What the platform serves, as the deploy tool plans from it; the ledger's last good version when the
-    platform reports nothing (a first deployment, or a local platform whose processes are gone)."""
-    lookup(app.require_config(), service, environment)  # a typo is reported as such, not as a platform error
-    serving = app.target(service).state(service, environment).serving
+    """What the platform serves; the ledger's last good version when the platform reports nothing (a local
+    platform whose processes are gone), so the question still says what the user is replacing."""
+    serving = app.serving_version(service, environment)
     if serving:
-        return serving[0]
+        return serving
     ledger = app.existing_ledger()
     good = ledger.last_good(service, environment) if ledger else None
     return good.version if good else None

@@ -44,8 +44,7 @@ async def deploy(
     """
     config = app.require_config()
     runner = await anyio.to_thread.run_sync(app.runner)
-    state = await anyio.to_thread.run_sync(lambda: app.target(service).state(service, environment))
-    current = state.serving[0] if state.serving else None
+    current = await anyio.to_thread.run_sync(app.serving_version, service, environment)
     plan = build_plan(config, service, version, environment, strategy, current_version=current)
     progress: queue.SimpleQueue[str] = queue.SimpleQueue()
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from deploy_mcp.app import NO_CONFIG_HINT, App
 from deploy_mcp.core.records import DeploymentRecord, Status
+from deploy_mcp.errors import UserError
 
 
 class History(BaseModel):
@@ -28,10 +29,10 @@ def deployment_history(
     Read-only. Use it to find the last version that passed validation before a rollback, or to see what is
     running where.
     """
-    config = app.require_config() if app.config_error else app.config
+    if app.config_error:
+        app.require_config()  # reports the invalid deploy.toml
+    config = app.config
     if service is not None and app.project.configured and service not in config.services:
-        from deploy_mcp.errors import UserError
-
         known = ", ".join(config.services) or "none"
         raise UserError(f"service: {service!r} is not in deploy.toml; known services: {known}")
     ledger = app.existing_ledger()

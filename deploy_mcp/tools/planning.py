@@ -25,9 +25,5 @@ def plan_deployment(
     that judge it, and the recommended strategy with its reason. Changes nothing.
     """
     config = app.require_config()
-    current = None
-    ledger = app.existing_ledger()
-    if ledger is not None:
-        good = ledger.last_good(service, environment)
-        current = good.version if good else None
+    current = app.serving_version(service, environment)
     return build_plan(config, service, version, environment, strategy, current_version=current)

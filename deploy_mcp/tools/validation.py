@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from deploy_mcp.app import App
 from deploy_mcp.core.analysis import judge
+from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status
 from deploy_mcp.core.target import MetricSnapshot
 from deploy_mcp.errors import UserError
@@ -70,13 +71,7 @@ def validate(
     thresholds and the previous version. Returns pass / warn / fail with the recommendation (continue,
     investigate, roll back, or fix forward after an irreversible migration) and records it on the deployment.
     """
-    config = app.require_config()
-    if service not in config.services:
-        raise UserError(f"service: {service!r} is not in deploy.toml; known services: {', '.join(config.services)}")
-    svc = config.services[service]
-    if environment not in svc.environments:
-        known = ", ".join(svc.environments) or "none"
-        raise UserError(f"environment: {service} has no environment {environment!r}; known: {known}")
+    svc, _ = lookup(app.require_config(), service, environment)
     record = _deployment(app, service, environment, deployment_id)
     target = app.target(service)
     state = target.state(service, environment)
