@@ -14,14 +14,16 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
-from deploy_mcp.config.loader import load_project
+from deploy_mcp.config.loader import Project, load_project
 from deploy_mcp.core.target import ErrorCode, Release, Target, TargetError, TrafficMetrics
 from deploy_mcp.targets.local import cli
 from deploy_mcp.targets.local.loadgen import BackgroundLoad
@@ -317,7 +319,7 @@ def test_a_version_crashing_repeatedly_is_reported_as_a_crash_loop(local_target:
 SERVER_STANDIN = textwrap.dedent(
     """\
     import sys, time
-    from deploy_mcp.config.loader import load_project
+    from deploy_mcp.config.loader import Project, load_project
     from deploy_mcp.core.target import Release
     from deploy_mcp.targets.local.platform import LocalTarget
 
@@ -470,3 +472,24 @@ def test_status_shows_versions_weights_instances_and_stop_stops_everything(local
     assert "Stopped hello/staging" in message
     assert wait_until_gone(project.root) == []
     assert cli.status(project) == "Nothing runs on the local platform for this project."
+
+
+def test_a_draining_instance_is_never_put_back_in_the_pool(local_project: Project) -> None:
+    """Slow requests in flight while a version stops: the health probe must not re-enroll it mid-drain."""
+    target = LocalTarget(local_project, health_interval=0.2, start_timeout=20.0, kill_timeout=3.0)
+    try:
+        slow = release(local_project, "1.0.0").model_copy(update={"env": {"LATENCY_MS": "1500"}})
+        target.start_version("hello", "staging", slow, 1)
+        target.start_version("hello", "staging", release(local_project, "2.0.0"), 1)
+        url = target.endpoint("hello", "staging")
+        in_flight = threading.Thread(target=lambda: httpx.get(url, timeout=10), daemon=True)
+        in_flight.start()
+        time.sleep(0.3)
+        target.set_weights("hello", "staging", {"2.0.0": 100})
+        started = time.monotonic()
+        target.stop_version("hello", "staging", "1.0.0", drain_timeout=10.0)
+        took = time.monotonic() - started
+        in_flight.join(5)
+    finally:
+        teardown(target)
+    assert took < 6.0, f"the drain waited {took:.1f} s: the draining instance was re-enrolled"

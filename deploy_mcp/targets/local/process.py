@@ -319,7 +319,7 @@ class Instance:
             self.last_probe = result
             if result.healthy:
                 failures = 0
-                if self.phase is not InstancePhase.READY:
+                if self.phase is not InstancePhase.READY and not self._stopping:  # a draining one stays out
                     self._ever_ready_this_run = True
                     self._exits_before_ready = 0
                     assert self.upstream is not None
