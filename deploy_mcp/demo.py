@@ -104,6 +104,24 @@ async def _settled(client: Client, view: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+async def _write_deploy_md(client: Client) -> None:
+    """The skill's one required deliverable, written by the server from what just happened (the ledger included)."""
+    console.rule("write DEPLOY.md")
+    result = await client.call_tool("generate_deploy_md", {"write": True})
+    if result.is_error:
+        raise RuntimeError(result.content[0].text)  # type: ignore[union-attr]
+    document = result.structured_content or {}
+    console.print(f"  wrote {document['path']}: {', '.join(document['sections'])}")
+    from rich.markup import escape
+
+    lines = document["content"].splitlines()
+    start = lines.index("## Rollback")
+    production = lines.index("### Roll back hello in production", start)
+    excerpt = [lines[start], *[line for line in lines[production : production + 8] if line.strip()][:3]]
+    for line in excerpt:
+        console.print(f"  [dim]{escape(line)}[/]", highlight=False)
+
+
 async def _run(config: Path, ports: dict[str, int]) -> None:
     from deploy_mcp.core.records import DeploymentRecord
     from deploy_mcp.server.render import history_table
@@ -146,7 +164,8 @@ async def _run(config: Path, ports: dict[str, int]) -> None:
                 console.print(f"  [dim]load on {load.url}: {result.requests} requests, {result.failures} failed[/]")
         history = await client.call_tool("deployment_history", {"service": "hello"})
         records = [DeploymentRecord.model_validate(r) for r in (history.structured_content or {})["records"]]
-    console.print(history_table(records))
+        console.print(history_table(records))
+        await _write_deploy_md(client)
     console.print(f"demo finished in {time.monotonic() - started:.0f} s; the project was {config.parent}")
 
 

@@ -136,3 +136,12 @@ def test_short_token_is_refused(project_dir: Path) -> None:
     proc = _spawn(project_dir, token="short", port=free_port())
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 2 and "too short" in err
+
+
+def test_health_answers_without_the_token_and_says_nothing_else(http_server: str, project_dir: Path) -> None:
+    base = http_server.removesuffix("/mcp")
+    health = httpx.get(f"{base}/health", timeout=5)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert set(health.json()) == {"status", "version"}
+    assert httpx.post(f"{base}/health", timeout=5).status_code == 401
+    assert httpx.get(f"{base}/other", timeout=5).status_code == 401

@@ -58,20 +58,44 @@ def check_startup(host: str, token: str | None, insecure_no_auth: bool) -> None:
         raise UserError(f"--insecure-no-auth is only allowed on a loopback address, not {host}; set {TOKEN_ENV}")
 
 
-class BearerAuth:
-    """Pure ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`."""
+HEALTH_PATH = "/health"
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+
+class BearerAuth:
+    """Pure ASGI middleware: every HTTP request must carry `Authorization: Bearer <token>`.
+
+    The one exception is `GET /health`, which says only that the server is up and its version, so load balancers
+    and deploy-mcp's own rollouts can probe it without holding the token.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.expected = f"Bearer {token}".encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("method") == "GET" and scope.get("path") == HEALTH_PATH:
+            await _healthy(send)
+            return
         if scope["type"] == "http":
             given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+            if self.expected is not None and not hmac.compare_digest(given, self.expected):
                 await _unauthorized(send)
                 return
         await self.app(scope, receive, send)
+
+
+async def _healthy(send: Any) -> None:
+    from deploy_mcp import __version__
+
+    body = f'{{"status":"ok","version":"{__version__}"}}'.encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _unauthorized(send: Any) -> None:
@@ -101,7 +125,7 @@ def http_app(server: Any, host: str, token: str | None) -> ASGIApp:
         allowed_origins=[f"{scheme}://{h}:*" for h in sorted(hosts) for scheme in ("http", "https")],
     )
     app = server.streamable_http_app(transport_security=security, host=host)
-    return BearerAuth(app, token) if token else app
+    return BearerAuth(app, token)
 
 
 def serve_http(server: Any, host: str, port: int, token: str | None) -> None:
