@@ -175,6 +175,17 @@ class Service(Strict):
     smoke: list[str] = Field(default_factory=lambda: ["/health"])
     requests_per_second: float | None = Field(default=None, ge=0)
     instant_rollback_critical: bool = False
+    # Preflight: what it checks besides the policy (see deploy_mcp/preflight).
+    registry_insecure: bool = Field(
+        default=False, description="Ask the image's registry over plain http (always so for localhost)."
+    )
+    test_command: list[str] | None = Field(
+        default=None, description="Runs the tests before a deploy; its result is recorded per commit."
+    )
+    test_timeout: Duration = Field(default=600.0, description="How long the test command may run.")
+    migrations: str | None = Field(
+        default=None, description="The folder of this service's migrations, relative to deploy.toml."
+    )
     flag: FeatureFlag | None = None
     thresholds: ThresholdOverrides = Field(default_factory=ThresholdOverrides)
     versions: dict[str, ReleaseOverride] = Field(default_factory=dict)

@@ -9,6 +9,7 @@ them is the policy module's job, but the plan must state every one of them, so n
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -38,6 +39,7 @@ __all__ = [
     "PlanStep",
     "Recommendation",
     "build_plan",
+    "check_version",
 ]
 
 Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
@@ -126,6 +128,24 @@ class Plan(_Model):
     rollback: str
 
 
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+"""What a version may look like: a semver, a date, a commit hash. It becomes an image tag, a label, a file name
+and an HTTP header of the local router, so anything else (spaces, slashes, line breaks) is refused up front."""
+
+
+def check_version(version: str, field: str = "version") -> str:
+    """``version`` if it is one; a PlanError naming ``field`` and the rule otherwise."""
+    if not version.strip():
+        raise PlanError(f"{field} is empty; give the version to deploy, for example '1.4.0'")
+    if not VERSION.fullmatch(version):
+        shown = repr(version) if len(version) <= 60 else f"{version[:60]!r}... ({len(version)} characters)"
+        raise PlanError(
+            f"{field}: {shown} is not a version: use at most 128 letters, digits, dots, dashes, underscores or "
+            "plus signs, starting with a letter or digit, for example '1.4.0' or '2026.11.26-3f9c2e1'"
+        )
+    return version
+
+
 def build_plan(
     config: DeployConfig,
     service: str,
@@ -141,8 +161,7 @@ def build_plan(
     recommendation; the recommendation is always included so a deviation from it is visible.
     """
     svc, env = lookup(config, service, environment)
-    if not version.strip():
-        raise PlanError("version is empty; give the version to deploy, for example '1.4.0'")
+    check_version(version)
     if current_version == version:
         raise PlanError(
             f"version {version!r} is already the current version of {service} in {environment}; "
@@ -695,9 +714,16 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
         )
     elif strategy == StrategyName.FEATURE_FLAG:
         flag = ctx.svc.flag.name if ctx.svc.flag else "?"
-        sentence = f"Turn flag {flag!r} off (0%): instant, no redeploy."
-        if old is not None:
-            sentence += f" If the build itself fails while dark, switch traffic back to {old} while it is warm."
+        # Say what the runner's undo does: the flag goes off first, then the previous build comes back.
+        sentence = f"Turn flag {flag!r} off (0%) first: instant, no user sees the feature any more."
+        if old is None:
+            sentence += f" There is no previous build to return to, so {new} is then stopped."
+        else:
+            sentence += (
+                f" Then {old} takes all traffic again: switched back while it is kept warm "
+                f"({_human(ctx.env.scale_down_delay)} after the move), started again at full size after that; "
+                f"{new} is stopped."
+            )
     elif strategy == StrategyName.RECREATE:
         sentence = f"Recreate again with {old}: stop {new} and start {old}, with the same downtime."
     else:

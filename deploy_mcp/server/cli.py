@@ -8,10 +8,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deploy_mcp.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from deploy_mcp.app import App
+    from deploy_mcp.core.records import Status
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--approved-by", required=True, help="your name, as it goes into the record")
     approve.add_argument("--expires-in", type=float, default=24 * 3600, help="seconds the approval holds (24 h)")
 
+    _add_deployment_commands(commands)
+
     demo = commands.add_parser("demo", help="watch the SHIP loop on the local platform, driven through MCP")
     demo.add_argument("--keep", action="store_true", help="leave the demo project and its services running")
 
@@ -56,6 +65,105 @@ def _parser() -> argparse.ArgumentParser:
     stop.add_argument("service")
     stop.add_argument("--environment", help="only this environment (default: all)")
     return parser
+
+
+EXIT_CODES = (
+    "exit status: 0 when it reached what was asked (succeeded; for abort, aborted; for pause, paused), 3 when "
+    "it paused for a decision, 1 when it ended otherwise (failed, rolled back, aborted), 2 for a mistake in the "
+    "command (nothing changed), 130 after Ctrl-C."
+)
+WATCH_NOTE = (
+    "A deployment runs in the process that drives it, so this command stays until the deployment succeeds, "
+    "pauses or ends, showing each step as it happens. Ctrl-C (or SIGTERM) hands it back as interrupted with "
+    "traffic as it is; `deploy-mcp resume ID` carries it on, `deploy-mcp abort ID --reason TEXT` undoes it. "
+    "When it pauses, this command ends the same way and prints what to run next."
+)
+CONSENT_NOTE = (
+    "In production a person confirms by typing the environment name, which needs an interactive terminal; "
+    "without one it goes ahead only on an approval given with `deploy-mcp approve`."
+)
+
+
+def _paragraphs(*paragraphs: str) -> str:
+    import textwrap
+
+    return "\n\n".join(textwrap.fill(paragraph, 100) for paragraph in paragraphs)
+
+
+def _add_deployment_commands(commands: argparse._SubParsersAction) -> None:
+    """The mirrors of the MCP tools: the same plan, policy, consent rule and Runner, for a person."""
+    detailed = {"formatter_class": argparse.RawDescriptionHelpFormatter}  # keeps the paragraphs of _paragraphs
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="ship a version and watch it step by step until it succeeds, pauses or ends (Ctrl-C hands it "
+        "back as interrupted: resume it later)",
+        description=_paragraphs(
+            "Ship VERSION of SERVICE to an environment with its strategy's steps, gates and analysis.",
+            WATCH_NOTE,
+            CONSENT_NOTE,
+            EXIT_CODES,
+        ),
+        **detailed,
+    )
+    deploy.add_argument("service", metavar="SERVICE", help="a service of deploy.toml")
+    deploy.add_argument("version", metavar="VERSION", help="the version to ship, e.g. 2.1.0")
+    deploy.add_argument("--environment", required=True, help="where to ship it, e.g. staging")
+    deploy.add_argument("--strategy", help="override the environment's strategy (canary, blue-green, rolling, ...)")
+    deploy.add_argument("--change-id", help="the approved change record, e.g. CHG-1234 (see `deploy-mcp approve`)")
+
+    status = commands.add_parser(
+        "status", help="a deployment's record: steps and times, verdicts with their numbers, live traffic weights"
+    )
+    status.add_argument("deployment_id", metavar="ID", help="a deployment id, as `deploy-mcp history` lists them")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check what serves now (health, smoke, metrics): pass, warn or fail, and what to do",
+        description=_paragraphs(
+            "Check what serves now and record the verdict on the deployment.",
+            "exit status: 0 pass, 3 warn (investigate), 1 fail (roll back, or fix forward after an irreversible "
+            "migration), 2 for a mistake in the command.",
+        ),
+        **detailed,
+    )
+    validate.add_argument("service", metavar="SERVICE")
+    validate.add_argument("--environment", required=True)
+    validate.add_argument("--deployment", metavar="ID", help="the deployment to judge (default: the latest there)")
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="back to the last version that passed validation (or --to), as a deployment of its own",
+        description=_paragraphs(
+            "Return SERVICE to the last deployment that passed validation, or to --to.",
+            WATCH_NOTE,
+            CONSENT_NOTE,
+            EXIT_CODES,
+        ),
+        **detailed,
+    )
+    rollback.add_argument("service", metavar="SERVICE")
+    rollback.add_argument("--environment", required=True)
+    rollback.add_argument("--reason", required=True, help="why, for the record and the incident")
+    rollback.add_argument("--to", metavar="ID|VERSION", help="a deployment id or a version (default: last validated)")
+
+    for verb, what in (
+        ("promote", "go on past a paused step or the running analysis, and watch it to the end"),
+        ("resume", "continue a paused or interrupted deployment (its analysis runs again), and watch it"),
+        ("pause", "hold a deployment another process drives at its current step; traffic stays as it is"),
+    ):
+        steer = commands.add_parser(
+            verb, help=what, description=_paragraphs(f"{what[0].upper()}{what[1:]}.", EXIT_CODES), **detailed
+        )
+        steer.add_argument("deployment_id", metavar="ID")
+    abort = commands.add_parser(
+        "abort",
+        help="stop a deployment and undo it: traffic back to the version that served before",
+        description=_paragraphs("Stop a deployment and undo it; never needs confirmation.", EXIT_CODES),
+        **detailed,
+    )
+    abort.add_argument("deployment_id", metavar="ID")
+    abort.add_argument("--reason", required=True, help="why, for the record")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,6 +178,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("DEPLOY_MCP_DEBUG"):
             raise
+        from deploy_mcp.ledger.base import LedgerError
+
+        if isinstance(exc, LedgerError):  # its message names the file or field and the fix
+            print(f"deploy-mcp: error: {exc}", file=sys.stderr)
+            return 2
         print(
             f"deploy-mcp: internal error: {type(exc).__name__}: {exc} (set DEPLOY_MCP_DEBUG=1 for the traceback)",
             file=sys.stderr,
@@ -88,6 +201,8 @@ def _run(args: argparse.Namespace) -> int:
         return _local(args)
     if args.command == "approve":
         return _approve(args)
+    if args.command in _DEPLOYMENT_COMMANDS:
+        return _DEPLOYMENT_COMMANDS[args.command](args)
     if args.command == "demo":
         from deploy_mcp.demo import run_demo
 
@@ -156,6 +271,203 @@ def _approve(args: argparse.Namespace) -> int:
     approval = approve(app, args.change_id, args.service, args.environment, args.approved_by, args.expires_in)
     print(describe_approval(approval))
     return 0
+
+
+# -- the mirrors of the MCP tools ---------------------------------------------------------------------------------
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from deploy_mcp.app import App
+
+    app = App.load(args.config)
+    _known(app, args.service, args.environment)
+
+    from deploy_mcp.server import terminal
+    from deploy_mcp.server.consent import _deploy_subject
+    from deploy_mcp.tools.deploying import require_preflight, start_deployment
+
+    console = _console()
+    try:
+        # The MCP tool's gates in its order: the checklist, then the policy and consent, so nobody is asked to
+        # confirm what preflight refuses. The subject is the resolver's own: the same plan, decision and approval.
+        names = (args.service, args.version, args.environment, args.strategy, args.change_id)
+        preflight = require_preflight(app, *names)
+        console.print(f"preflight: {preflight.summary}", soft_wrap=True)
+        subject = _deploy_subject(app, *names)
+        person = terminal.consent(subject)
+        record = start_deployment(
+            app,
+            args.service,
+            args.version,
+            args.environment,
+            args.strategy,
+            deployed_by=person.by,
+            change_id=args.change_id or person.change_id,
+        )
+        console.print(f"started {record.id}: {subject.headline} ({person.how}); Ctrl-C hands it back", soft_wrap=True)
+        return _watch_to_end(app, record.id, console)
+    finally:
+        app.close()
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from deploy_mcp.app import App
+
+    reason = _reason(args.reason)
+    app = App.load(args.config)
+    _known(app, args.service, args.environment)
+
+    from deploy_mcp.server import terminal
+    from deploy_mcp.server.consent import _rollback_subject
+
+    console = _console()
+    try:
+        subject = _rollback_subject(app, args.service, args.environment, args.to, reason)
+        person = terminal.consent(subject)
+        record = app.runner().rollback(args.service, args.environment, args.to, reason, requested_by=person.by)
+        console.print(f"started {record.id}: {subject.headline} ({person.how})", soft_wrap=True)
+        return _watch_to_end(app, record.id, console)
+    finally:
+        app.close()
+
+
+def _steer(args: argparse.Namespace) -> int:
+    """promote, resume, pause and abort: the Runner's own calls, with the policy and consent of the tools."""
+    from deploy_mcp.app import App
+    from deploy_mcp.core.records import Status
+    from deploy_mcp.server import terminal
+    from deploy_mcp.server.consent import _deployment_subject
+
+    action = args.command
+    reason = _reason(args.reason) if action == "abort" else None
+    app = App.load(args.config)
+    console = _console()
+    try:
+        deployment_id = _existing_deployment(app, args.deployment_id)
+        subject = _deployment_subject(app, action, deployment_id)
+        person = terminal.consent(subject)
+        runner = app.runner()  # marks it interrupted if no process drives it any more
+        since = terminal.last_seq(app, deployment_id)
+        if action == "pause":
+            return terminal.conclude(runner.pause(deployment_id, by=person.by), console, goal=Status.PAUSED)
+        if action == "abort":
+            runner.abort(deployment_id, reason or "", by=person.by)
+        elif action == "resume":
+            runner.resume(deployment_id, by=person.by)
+        elif runner.get(deployment_id).status is Status.INTERRUPTED:
+            _take_over_and_promote(app, deployment_id, person.by, console)
+        else:
+            runner.promote(deployment_id, by=person.by)
+        goal = Status.ABORTED if action == "abort" else Status.SUCCEEDED
+        return _watch_to_end(app, deployment_id, console, since=since, goal=goal)
+    finally:
+        app.close()
+
+
+def _take_over_and_promote(app: App, deployment_id: str, by: str, console: Console) -> None:
+    """Promote a deployment no process drives (a paused `deploy-mcp deploy` that ended): take it over, and once
+    it is back at the step it paused on, go on past it. Only a driving process can skip a step."""
+    import time
+
+    from deploy_mcp.core.records import Status
+    from deploy_mcp.core.runner import RunnerError
+
+    runner = app.runner()
+    runner.resume(deployment_id, by=by)
+    deadline = time.monotonic() + 90.0  # a take-over may start the new version again first
+    while time.monotonic() < deadline:
+        record = runner.wait(deployment_id, 0.2)
+        step = record.steps[record.current_step - 1] if record.current_step else None
+        if record.status is not Status.IN_PROGRESS or (
+            step is not None and step.name in ("analyze", "pause") and step.status == "running"
+        ):
+            break
+    try:
+        runner.promote(deployment_id, by=by)
+    except RunnerError as exc:  # it moved on or ended by itself meanwhile: watching it says how
+        console.print(f"not promoted: {exc}", soft_wrap=True)
+
+
+def _watch_to_end(app: App, deployment_id: str, console: Console, *, since: int = 0, goal: Status | None = None) -> int:
+    from deploy_mcp.core.records import Status
+    from deploy_mcp.server import terminal
+
+    try:
+        record = terminal.watch(app, deployment_id, console, since=since)
+    except KeyboardInterrupt:
+        return terminal.hand_back(app, deployment_id, console)
+    driving = deployment_id in app.runner().running()  # paused here: handed back when this command ends
+    return terminal.conclude(record, console, goal=goal or Status.SUCCEEDED, handed_back=driving)
+
+
+def _status(args: argparse.Namespace) -> int:
+    from deploy_mcp.app import App
+    from deploy_mcp.server.terminal import record_view
+    from deploy_mcp.tools.views import view
+
+    app = App.load(args.config)
+    try:
+        deployment_id = _existing_deployment(app, args.deployment_id)
+        # deployment_status's own body: its module would load the MCP SDK, seconds for a read.
+        _console().print(record_view(view(app, app.runner().get(deployment_id))))
+        return 0
+    finally:
+        app.close()
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from deploy_mcp.app import App
+    from deploy_mcp.server.terminal import EXIT_PAUSED, validation_view
+    from deploy_mcp.tools.validation import validate
+
+    app = App.load(args.config)
+    try:
+        report = validate(app, args.service, args.environment, args.deployment)
+        _console().print(validation_view(report))
+        return {"pass": 0, "warn": EXIT_PAUSED, "fail": 1}[report.verdict]
+    finally:
+        app.close()
+
+
+def _known(app: App, service: str, environment: str) -> None:
+    """A typo is answered before the MCP SDK that the shared code path needs is loaded (about a second)."""
+    from deploy_mcp.core.recommend import lookup
+
+    lookup(app.require_config(), service, environment)
+
+
+def _existing_deployment(app: App, deployment_id: str) -> str:
+    """The id if the ledger has it; checked before anything else so a typo creates nothing."""
+    app.require_config()
+    ledger = app.existing_ledger()
+    if ledger is None or ledger.get(deployment_id) is None:
+        raise UserError(f"ID: no deployment {deployment_id!r} in the ledger; `deploy-mcp history` lists the ids")
+    return deployment_id
+
+
+def _reason(text: str) -> str:
+    reason = text.strip()
+    if len(reason) < 3:
+        raise UserError("--reason: say why in a few words; it goes into the record, e.g. --reason 'errors at 5%'")
+    return reason
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+_DEPLOYMENT_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "deploy": _deploy,
+    "status": _status,
+    "validate": _validate,
+    "rollback": _rollback,
+    "promote": _steer,
+    "resume": _steer,
+    "pause": _steer,
+    "abort": _steer,
+}
 
 
 def _local(args: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ class ToolSpec:
 
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("plan_deployment", "deploy_mcp.tools.planning:plan_deployment", READ_ONLY),
+    ToolSpec("preflight", "deploy_mcp.tools.preflight:preflight", READ_ONLY),
+    ToolSpec("lint_migrations", "deploy_mcp.tools.migrations:lint_migrations", READ_ONLY),
     ToolSpec("deploy", "deploy_mcp.tools.deploying:deploy", DESTRUCTIVE),
     ToolSpec("deployment_status", "deploy_mcp.tools.steering:deployment_status", READ_ONLY),
     ToolSpec("promote", "deploy_mcp.tools.steering:promote", DESTRUCTIVE),
@@ -48,6 +50,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("validate", "deploy_mcp.tools.validation:validate", READ_ONLY),
     ToolSpec("rollback", "deploy_mcp.tools.rollback:rollback", DESTRUCTIVE),
     ToolSpec("deployment_history", "deploy_mcp.tools.history:deployment_history", READ_ONLY),
+    ToolSpec("generate_monitoring", "deploy_mcp.tools.monitoring:generate_monitoring", READ_ONLY),
+    ToolSpec("generate_deploy_md", "deploy_mcp.tools.deploy_md:generate_deploy_md", CHANGING),
 )
 
 

@@ -1,4 +1,9 @@
-"""deploy: start a deployment and drive it, returning before the client's timeout."""
+"""deploy: start a deployment and drive it, returning before the client's timeout.
+
+Before anything starts, and before the user is asked to confirm, the pre-deployment checklist runs
+(`deploy_mcp.preflight`): a required item that failed refuses the deploy with every such item and its fix.
+Which items are required depends on the mode; the table is in ``deploy_mcp/preflight/run.py``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Annotated
 
 import anyio
 from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Resolve
 from pydantic import Field
 
@@ -15,7 +21,10 @@ from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
 from deploy_mcp.core.plans import build_plan
 from deploy_mcp.core.records import DeploymentRecord, Status
-from deploy_mcp.server.consent import Consent, confirm_deploy
+from deploy_mcp.core.runner.api import Progress
+from deploy_mcp.errors import UserError
+from deploy_mcp.preflight import PreflightReport, run_preflight
+from deploy_mcp.server.consent import Consent, app_from_context, confirm_deploy
 from deploy_mcp.tools.views import DeploymentView, view
 
 POLL_SECONDS = 0.25
@@ -26,6 +35,7 @@ async def deploy(
     service: Annotated[str, Field(description="The service to ship (a key of [services] in deploy.toml).")],
     version: Annotated[str, Field(min_length=1, max_length=128, description="The version to ship, e.g. 2.1.0.")],
     environment: Annotated[str, Field(description="Where to ship it, e.g. staging or production.")],
+    preflight: Annotated[PreflightReport, Resolve(preflight_gate)],
     consent: Annotated[Consent, Resolve(confirm_deploy)],
     ctx: Context,
     strategy: Annotated[
@@ -38,19 +48,21 @@ async def deploy(
         str | None, Field(max_length=128, description="Enterprise mode: the approved change record, e.g. CHG-1234.")
     ] = None,
 ) -> DeploymentView:
-    """Start a deployment with the strategy's steps, gates and metric checks, and drive it. Production needs the
-    user's confirmation, which the server asks for. Returns within wait_seconds with the deployment id and its
-    state while the rollout goes on; poll deployment_status. A failing step rolls back by itself.
+    """Start a deployment with the strategy's steps, gates and metric checks, and drive it. It runs preflight
+    first and refuses while a required checklist item fails (the preflight tool shows them all). Production needs
+    the user's confirmation, which the server asks for. Returns within wait_seconds with the deployment id and
+    its state while the rollout goes on; poll deployment_status. A failing step rolls back by itself.
     """
-    config = app.require_config()
-    runner = await anyio.to_thread.run_sync(app.runner)
-    current = await anyio.to_thread.run_sync(app.serving_version, service, environment)
-    plan = build_plan(config, service, version, environment, strategy, current_version=current)
     progress: queue.SimpleQueue[str] = queue.SimpleQueue()
+    progress.put(f"preflight: {preflight.summary}")
 
     def start() -> DeploymentRecord:
-        return runner.start(
-            plan,
+        return start_deployment(
+            app,
+            service,
+            version,
+            environment,
+            strategy,
             deployed_by=deployed_by(consent),
             change_id=change_id or consent.change_id,
             on_progress=lambda _record, message: progress.put(message),
@@ -58,6 +70,61 @@ async def deploy(
 
     record = await anyio.to_thread.run_sync(start)
     return view(app, await follow(app, record.id, wait_seconds, progress, ctx))
+
+
+def start_deployment(
+    app: App,
+    service: str,
+    version: str,
+    environment: str,
+    strategy: StrategyName | str | None,
+    *,
+    deployed_by: str,
+    change_id: str | None = None,
+    on_progress: Progress | None = None,
+) -> DeploymentRecord:
+    """Plan from what the platform serves now and hand the plan to this process's Runner; returns the new record.
+
+    Consent is the caller's job and must come first: the MCP tool gets it from its resolver, `deploy-mcp deploy`
+    from the person at the terminal. Sharing this part is what makes a record written from a terminal the same
+    thing as one written by an agent. Blocks (platform calls), so the MCP tool runs it in a worker thread.
+    """
+    config = app.require_config()
+    runner = app.runner()
+    current = app.serving_version(service, environment)
+    plan = build_plan(config, service, version, environment, strategy, current_version=current)
+    return runner.start(plan, deployed_by=deployed_by, change_id=change_id, on_progress=on_progress)
+
+
+def require_preflight(
+    app: App,
+    service: str,
+    version: str,
+    environment: str,
+    strategy: StrategyName | str | None = None,
+    change_id: str | None = None,
+) -> PreflightReport:
+    """The preflight report, or UserError listing every failed required item with its fix."""
+    report = run_preflight(app, service, version, environment, strategy=strategy, change_id=change_id)
+    if not report.passed:
+        raise UserError(report.refusal())
+    return report
+
+
+def preflight_gate(
+    ctx: Context,
+    service: str,
+    version: str,
+    environment: str,
+    strategy: StrategyName | None,
+    change_id: str | None,
+) -> PreflightReport:
+    """The deploy tool's resolver: it runs before the consent resolver, so nobody is asked to confirm a deploy
+    that its checklist refuses anyway."""
+    try:
+        return require_preflight(app_from_context(ctx), service, version, environment, strategy, change_id)
+    except UserError as exc:
+        raise ToolError(str(exc)) from None
 
 
 def deployed_by(consent: Consent) -> str:

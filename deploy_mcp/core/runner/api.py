@@ -21,7 +21,7 @@ from deploy_mcp.core.plans import Plan
 from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Status, Step
 from deploy_mcp.core.runner import control
 from deploy_mcp.core.runner.actions import Actions
-from deploy_mcp.core.runner.base import Context, RunnerError, default_holder
+from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, holder_is_gone, log
 from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
 from deploy_mcp.core.runner.rollback import choose_target, current_deployment, plan_rollback, refuse_crossing
@@ -121,7 +121,7 @@ class Runner:
         if any(step.action == "analyze" for step in plan.steps):
             self.ctx.metrics(service, environment)  # a misconfigured metric source is refused before anything runs
         release = svc.versions.get(plan.version)
-        held = self.ledger.lock_state(service, environment)
+        held = self._live_lock(service, environment)
         if held is not None and held.holder == self.holder:  # acquire_lock would simply renew our own lock
             ending = self._executions.get(held.deployment_id or "")
             if ending is not None and ending.record.status.finished:
@@ -197,9 +197,14 @@ class Runner:
     # -- watching ------------------------------------------------------------------------------------------------
 
     def get(self, deployment_id: str) -> DeploymentRecord:
+        """The record; one whose driving process is gone is marked interrupted first, so that every reader (a
+        restarted server's deployment_status, a wait on another process's deployment) learns it at once."""
         record = self.ledger.get(deployment_id)
         if record is None:
             raise RunnerError(f"no deployment {deployment_id!r} in the ledger; deployment_history lists the ids")
+        if record.status in _LIVE and record.id not in self._executions and self._orphaned(record):
+            self._recover(record.service, record.environment)
+            record = self.ledger.get(deployment_id) or record
         return record
 
     def wait(self, deployment_id: str, timeout: float | None = None) -> DeploymentRecord:
@@ -317,8 +322,18 @@ class Runner:
             return True
         if record.status not in _LIVE:
             return False
-        lock = self.ledger.lock_state(record.service, record.environment)
+        lock = self._live_lock(record.service, record.environment)
         return lock is None or (lock.deployment_id is not None and lock.deployment_id != record.id)
+
+    def _live_lock(self, service: str, environment: str) -> LockState | None:
+        """The lock of a service and environment, unless its holder is a process on this machine that has ended:
+        that lock is released at once rather than after its lease (see `holder_is_gone`)."""
+        lock = self.ledger.lock_state(service, environment)
+        if lock is None or lock.holder == self.holder or not holder_is_gone(lock.holder):
+            return lock
+        log.warning("%s/%s: the lock holder (%s) has ended; releasing its lock", service, environment, lock.holder)
+        self.ledger.release_lock(service, environment, lock.holder)
+        return self.ledger.lock_state(service, environment)
 
     def _mark_interrupted(self, record: DeploymentRecord) -> DeploymentRecord:
         step = record.steps[record.current_step - 1] if record.current_step else None
@@ -392,7 +407,7 @@ class Runner:
         self._require_open()
         self.ctx.environment(service, environment)
         self._recover(service, environment)
-        lock = self.ledger.lock_state(service, environment)
+        lock = self._live_lock(service, environment)
         if lock is not None and lock.deployment_id in self._executions:
             return self.abort(lock.deployment_id, reason, by=requested_by)
         if lock is not None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deploy_mcp.config.schema import Environment, Service
@@ -35,6 +37,42 @@ class RunnerError(UserError):
 def default_holder() -> str:
     """A lock holder name unique to this process: readable in a refusal, never reused by a restarted process."""
     return f"pid {os.getpid()} on {socket.gethostname()} ({uuid.uuid4().hex[:8]})"
+
+
+_HOLDER = re.compile(r"pid (\d+) on (.+) \([0-9a-f]{8}\)")
+
+
+def holder_is_gone(holder: str) -> bool:
+    """True only when ``holder`` (a `default_holder` name) is a process on this machine that has ended.
+
+    A lease outlives a killed process by up to its length (30 s): a server restarted after a crash would report
+    the deployment as running, and refuse to resume or roll it back, for that long. On the same machine the pid
+    settles it at once. Anything unsure is left to the lease: another machine, a holder named otherwise, or a
+    live pid (perhaps reused by another program, which only means waiting for the lease as before).
+    """
+    match = _HOLDER.fullmatch(holder)
+    if match is None or match.group(2) != socket.gethostname():
+        return False
+    return not _process_alive(int(match.group(1)))
+
+
+def _process_alive(pid: int) -> bool:
+    """A zombie counts as gone: a killed server stays one until the process that started it reaps it."""
+    if Path("/proc/self").exists():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] not in (b"Z", b"X")
+    try:  # no /proc here: ask the kernel
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from deploy_mcp.core.plans import PlanStep
+from deploy_mcp.core.plans import PlanStep, check_version
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.core.runner.actions import Actions, write_flag
 from deploy_mcp.core.runner.base import RunnerError
@@ -83,6 +83,7 @@ def choose_target(ledger: Ledger, current: DeploymentRecord, to: str | None) -> 
                     f"to: {to} deployed {chosen.service} to {chosen.environment}, not {service} to {environment}"
                 )
             return chosen.version, chosen
+        check_version(to, "to (a deployment id or a version)")
         known = next(
             (r for r in ledger.list(service=service, environment=environment, limit=200) if r.version == to), None
         )
