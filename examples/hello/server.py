@@ -17,7 +17,10 @@ Knobs (environment variables):
   LATENCY_MS       extra milliseconds before answering / and /api/*
   CRASH_ON_START   1 or true: print why and exit with code 3 before listening
   SLOW_START_S     seconds during which /health answers 503 "starting"
-  FLAGS_FILE       a flagd-format JSON file; FLAG_NAME (default "new-greeting") names the flag to read
+  FLAGS_FILE       a flagd-format JSON file; FLAG_NAME (default "new-greeting") names the flag to read. A
+                   fractional rollout ("fractional": [["on", 25], ["off", 75]]) turns the flag on for that share of
+                   users, bucketed by the X-User-Id header (a random user per request without it)
+  FLAG_ERROR_RATE  like ERROR_RATE, but only for requests that see the flag on: a bug behind the flag
 
 SIGTERM stops accepting connections, lets requests in flight finish (up to 10 s) and exits 0.
 """
@@ -32,6 +35,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -54,6 +58,7 @@ class Settings:
     def __init__(self) -> None:
         self.version = os.environ.get("VERSION", "0.0.0-dev")
         self.error_rate = min(1.0, max(0.0, _env_float("ERROR_RATE")))
+        self.flag_error_rate = min(1.0, max(0.0, _env_float("FLAG_ERROR_RATE")))
         self.latency = max(0.0, _env_float("LATENCY_MS")) / 1000.0
         self.slow_start = max(0.0, _env_float("SLOW_START_S"))
         self.flags_file = os.environ.get("FLAGS_FILE") or None
@@ -62,41 +67,66 @@ class Settings:
 
 
 class FlagReader:
-    """Reads one boolean flag from a flagd file, re-reading only when the file changes (toggles are instant)."""
+    """Reads one flag from a flagd file, re-reading only when the file changes (toggles are instant).
+
+    The flag is held as the share of users (0-100) who see it on: 100 when the default variant is on, the "on"
+    weight of a fractional rule otherwise, so a ramp of 5%, 25%, 50% really reaches that share of users.
+    """
 
     def __init__(self, path: str | None, name: str) -> None:
         self.path = path
         self.name = name
         self._stamp: tuple[int, int] | None = None
-        self._value = False
+        self._share = 0.0
         self._lock = threading.Lock()
 
-    def enabled(self) -> bool:
+    def enabled(self, user: str | None = None) -> bool:
+        """Whether this user sees the flag on; a user without a key is drawn at random."""
+        share = self.share()
+        if share <= 0 or share >= 100:
+            return share >= 100
+        key = user if user is not None else str(random.random())
+        return zlib.crc32(f"{self.name}:{key}".encode()) % 100 < share
+
+    def share(self) -> float:
         if not self.path:
-            return False
+            return 0.0
         try:
             stat = os.stat(self.path)
         except OSError:
-            return False
+            return 0.0
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
                 self._stamp = stamp
-                self._value = self._read()
-            return self._value
+                self._share = self._read()
+            return self._share
 
-    def _read(self) -> bool:
-        """flagd: {"flags": {NAME: {"state": "ENABLED", "variants": {...}, "defaultVariant": "on"}}}."""
+    def _read(self) -> float:
+        """flagd: {"flags": {NAME: {"state": "ENABLED", "variants": {...}, "defaultVariant": "on",
+        "targeting": {"fractional": [["on", 25], ["off", 75]]}}}}."""
         try:
             with open(self.path or "", encoding="utf-8") as handle:
                 flag = json.load(handle).get("flags", {}).get(self.name)
         except (OSError, ValueError, AttributeError):
-            return False
+            return 0.0
         if not isinstance(flag, dict) or flag.get("state", "ENABLED") != "ENABLED":
-            return False
+            return 0.0
         variants = flag.get("variants", {"on": True, "off": False})
-        value = variants.get(flag.get("defaultVariant")) if isinstance(variants, dict) else None
-        return value is True or (isinstance(value, str) and value.lower() in {"on", "true"})
+        if not isinstance(variants, dict):
+            return 0.0
+        targeting = flag.get("targeting")
+        fractional = targeting.get("fractional") if isinstance(targeting, dict) else None
+        if isinstance(fractional, list) and fractional:
+            weights = [(b[0], float(b[1])) for b in fractional if isinstance(b, list) and len(b) == 2]
+            total = sum(weight for _, weight in weights)
+            on = sum(weight for name, weight in weights if _truthy(variants.get(name)))
+            return 100.0 * on / total if total > 0 else 0.0
+        return 100.0 if _truthy(variants.get(flag.get("defaultVariant"))) else 0.0
+
+
+def _truthy(value: object) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in {"on", "true"})
 
 
 class Counters:
@@ -157,7 +187,12 @@ class Handler(BaseHTTPRequestHandler):
                 self.counters.errors += 1
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "injected failure", "version": settings.version})
             return
-        flag_on = self.flags.enabled()
+        flag_on = self.flags.enabled(self.headers.get("X-User-Id"))
+        if flag_on and settings.flag_error_rate and random.random() < settings.flag_error_rate:
+            with self.counters.lock:
+                self.counters.errors += 1
+            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "bug behind the flag", "version": settings.version})
+            return
         if path == "/":
             greeting = "Hello, friend! Welcome to the new hello." if flag_on else "Hello from hello."
             self._json(HTTPStatus.OK, {"message": greeting, "version": settings.version})
