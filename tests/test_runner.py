@@ -530,12 +530,16 @@ def test_flag_steps_write_a_flagd_file_the_service_reads(tmp_path: Path) -> None
     flags.parent.mkdir()
     flags.write_text(json.dumps({"flags": {"other": {"state": "DISABLED"}}}), "utf-8")
     reader = hello.FlagReader(str(flags), "new-greeting")
-    for percentage, on in ((0, False), (25, False), (100, True), (0, False)):
+    users = [f"user-{n}" for n in range(2000)]
+    for percentage in (0, 25, 100, 0):
         write_flag(project.root, SERVICE, service, percentage)
         document = json.loads(flags.read_text("utf-8"))
         assert document["flags"]["other"] == {"state": "DISABLED"}  # other flags are kept
         flag = document["flags"]["new-greeting"]
-        assert flag["defaultVariant"] == ("on" if on else "off")
+        assert flag["defaultVariant"] == ("on" if percentage == 100 else "off")
         assert ("targeting" in flag) == (percentage == 25)
-        time.sleep(0.01)  # the reader notices a change by mtime and size
-        assert reader.enabled() is on
+        assert reader.share() == percentage
+        seeing_it = sum(reader.enabled(user) for user in users) / len(users)
+        assert abs(seeing_it - percentage / 100) < 0.04, (percentage, seeing_it)
+        # one user keeps one answer while the flag stays put
+        assert {reader.enabled("user-7") for _ in range(20)} in ({True}, {False})

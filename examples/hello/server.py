@@ -76,7 +76,7 @@ class FlagReader:
     def __init__(self, path: str | None, name: str) -> None:
         self.path = path
         self.name = name
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, int, int] | None = None
         self._share = 0.0
         self._lock = threading.Lock()
 
@@ -95,7 +95,8 @@ class FlagReader:
             stat = os.stat(self.path)
         except OSError:
             return 0.0
-        stamp = (stat.st_mtime_ns, stat.st_size)
+        # the inode too: an atomic replace within one mtime tick can keep the size
+        stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
                 self._stamp = stamp
