@@ -283,7 +283,8 @@ class _Steps:
         self.analysis_shares.append((len(self.items) + 1, share))
         self.add(
             "analyze",
-            f"{description} Judge {_human(analysis.bake)} of metrics, measured every {_human(analysis.interval)}.",
+            f"{description} Judge {human_duration(analysis.bake)} of metrics, "
+            f"measured every {human_duration(analysis.interval)}.",
             version=self.ctx.version,
             seconds=analysis.bake,
             interval=analysis.interval,
@@ -385,7 +386,7 @@ def _blue_green(ctx: _Context) -> _Steps:
     steps.weights({old: 0, new: 100}, f"Switch all traffic from {old} to {new}.")
     steps.analyze(1.0, f"Post-promotion analysis of {new}; a failure switches traffic back to {old}.")
     delay = ctx.env.scale_down_delay
-    steps.pause(f"Keep {old} warm for {_human(delay)} so switching back stays instant.", seconds=delay)
+    steps.pause(f"Keep {old} warm for {human_duration(delay)} so switching back stays instant.", seconds=delay)
     steps.stop(old, f"Stop {old}.")
     return steps
 
@@ -447,7 +448,9 @@ def _feature_flag(ctx: _Context) -> _Steps:
     steps.analyze(1.0, f"Analyze {new} with the flag off: the build must be sound before any user sees the feature.")
     if old is not None:
         delay = ctx.env.scale_down_delay
-        steps.pause(f"Keep {old} warm for {_human(delay)} so switching the build back stays instant.", seconds=delay)
+        steps.pause(
+            f"Keep {old} warm for {human_duration(delay)} so switching the build back stays instant.", seconds=delay
+        )
         steps.stop(old, f"Stop {old}.")
     for percentage in ctx.env.steps:
         if percentage >= 100:
@@ -521,7 +524,7 @@ def _gates(ctx: _Context, strategy: StrategyName, downtime: float) -> list[Gate]
                 "recreate-downtime",
                 "downtime",
                 f"Recreate stops {ctx.old or 'the running version'} before {ctx.version} starts: expect about "
-                f"{_human(downtime)} with no service in production. The user must accept this outage.",
+                f"{human_duration(downtime)} with no service in production. The user must accept this outage.",
             )
         else:
             gate(
@@ -595,7 +598,7 @@ def _enterprise_gates(ctx: _Context, gate: Callable[[str, GateKind, str], None])
     gate(
         "on-call",
         "confirmation",
-        f"{on_call} is available during the deployment and the {_human(period)} monitoring period after it; "
+        f"{on_call} is available during the deployment and the {human_duration(period)} monitoring period after it; "
         f"escalation: {' -> '.join(policy.escalation_path)}.",
     )
 
@@ -614,8 +617,8 @@ def _checks(ctx: _Context, strategy: StrategyName) -> list[str]:
     if thresholds.latency_p99_ms is not None:
         checks.append(_tier("latency p99", thresholds.latency_p99_ms, _ms))
     checks.append(
-        f"each analysis lasts {_human(analysis.bake)}, measures every {_human(analysis.interval)} and needs at "
-        f"least {analysis.min_requests} requests to {ctx.version}; no data is not a pass"
+        f"each analysis lasts {human_duration(analysis.bake)}, measures every {human_duration(analysis.interval)} "
+        f"and needs at least {analysis.min_requests} requests to {ctx.version}; no data is not a pass"
     )
     checks.append(
         f"a step fails after more than {analysis.failure_limit} failed measurement(s), pauses after more than "
@@ -626,7 +629,7 @@ def _checks(ctx: _Context, strategy: StrategyName) -> list[str]:
         checks.append(f"the canary's error rate and latency are compared with {ctx.old}'s, the stable baseline")
     if ctx.config.mode == Mode.BROWNFIELD_ENTERPRISE and ctx.production:
         period = ctx.config.policy.monitoring_period or ENTERPRISE_MONITORING_SECONDS
-        checks.append(f"post-deploy monitoring for {_human(period)} after the rollout completes")
+        checks.append(f"post-deploy monitoring for {human_duration(period)} after the rollout completes")
     return checks
 
 
@@ -652,7 +655,7 @@ def _warnings(
         )
     if strategy == StrategyName.RECREATE and ctx.old and not ctx.production:
         warnings.append(
-            f"Recreate stops {ctx.old} before {ctx.version} starts: about {_human(downtime)} of downtime in "
+            f"Recreate stops {ctx.old} before {ctx.version} starts: about {human_duration(downtime)} of downtime in "
             f"{ctx.environment}."
         )
     if ctx.production and not ctx.env.requires:
@@ -671,8 +674,8 @@ def _warnings(
     analysis = ctx.analysis
     if analysis.bake < analysis.interval:
         warnings.append(
-            f"analysis.bake ({_human(analysis.bake)}) is shorter than analysis.interval "
-            f"({_human(analysis.interval)}): each step gets at most one measurement."
+            f"analysis.bake ({human_duration(analysis.bake)}) is shorter than analysis.interval "
+            f"({human_duration(analysis.interval)}): each step gets at most one measurement."
         )
     rps = ctx.svc.requests_per_second
     if rps is not None and analysis.min_requests > 0:
@@ -685,7 +688,7 @@ def _warnings(
             listed = ", ".join(f"step {index} (~{expected:.0f})" for index, expected in short)
             warnings.append(
                 f"At {rps:g} requests/s some analyses will not reach min_requests = {analysis.min_requests} "
-                f"within {_human(analysis.bake)}: {listed}. Such a step is inconclusive and pauses; lengthen "
+                f"within {human_duration(analysis.bake)}: {listed}. Such a step is inconclusive and pauses; lengthen "
                 "analysis.bake or lower min_requests."
             )
     if any(step.action == "pause" and step.seconds is None for step in steps.items):
@@ -709,7 +712,7 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
         )
     elif strategy == StrategyName.BLUE_GREEN:
         sentence = (
-            f"Switch traffic back to {old}, which stays warm for {_human(ctx.env.scale_down_delay)} after the "
+            f"Switch traffic back to {old}, which stays warm for {human_duration(ctx.env.scale_down_delay)} after the "
             f"switch; after that, start {old} again at full size and switch back."
         )
     elif strategy == StrategyName.FEATURE_FLAG:
@@ -721,7 +724,7 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
         else:
             sentence += (
                 f" Then {old} takes all traffic again: switched back while it is kept warm "
-                f"({_human(ctx.env.scale_down_delay)} after the move), started again at full size after that; "
+                f"({human_duration(ctx.env.scale_down_delay)} after the move), started again at full size after that; "
                 f"{new} is stopped."
             )
     elif strategy == StrategyName.RECREATE:
@@ -752,7 +755,7 @@ def _count(replicas: int) -> str:
     return f"{replicas} instance" + ("" if replicas == 1 else "s")
 
 
-def _human(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
     if seconds >= 3600 and seconds % 3600 == 0:
         return f"{seconds / 3600:g} h"
     if seconds >= 60 and seconds % 60 == 0:

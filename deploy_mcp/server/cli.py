@@ -283,8 +283,8 @@ def _deploy(args: argparse.Namespace) -> int:
     _known(app, args.service, args.environment)
 
     from deploy_mcp.server import terminal
-    from deploy_mcp.server.consent import _deploy_subject
-    from deploy_mcp.tools.deploying import require_preflight, start_deployment
+    from deploy_mcp.tools.launch import require_preflight, start_deployment
+    from deploy_mcp.tools.subjects import deploy_subject
 
     console = _console()
     try:
@@ -293,7 +293,7 @@ def _deploy(args: argparse.Namespace) -> int:
         names = (args.service, args.version, args.environment, args.strategy, args.change_id)
         preflight = require_preflight(app, *names)
         console.print(f"preflight: {preflight.summary}", soft_wrap=True)
-        subject = _deploy_subject(app, *names)
+        subject = deploy_subject(app, *names)
         person = terminal.consent(subject)
         record = start_deployment(
             app,
@@ -318,11 +318,11 @@ def _rollback(args: argparse.Namespace) -> int:
     _known(app, args.service, args.environment)
 
     from deploy_mcp.server import terminal
-    from deploy_mcp.server.consent import _rollback_subject
+    from deploy_mcp.tools.subjects import rollback_subject
 
     console = _console()
     try:
-        subject = _rollback_subject(app, args.service, args.environment, args.to, reason)
+        subject = rollback_subject(app, args.service, args.environment, args.to, reason)
         person = terminal.consent(subject)
         record = app.runner().rollback(args.service, args.environment, args.to, reason, requested_by=person.by)
         console.print(f"started {record.id}: {subject.headline} ({person.how})", soft_wrap=True)
@@ -336,7 +336,7 @@ def _steer(args: argparse.Namespace) -> int:
     from deploy_mcp.app import App
     from deploy_mcp.core.records import Status
     from deploy_mcp.server import terminal
-    from deploy_mcp.server.consent import _deployment_subject
+    from deploy_mcp.tools.subjects import deployment_subject
 
     action = args.command
     reason = _reason(args.reason) if action == "abort" else None
@@ -344,7 +344,7 @@ def _steer(args: argparse.Namespace) -> int:
     console = _console()
     try:
         deployment_id = _existing_deployment(app, args.deployment_id)
-        subject = _deployment_subject(app, action, deployment_id)
+        subject = deployment_subject(app, action, deployment_id)
         person = terminal.consent(subject)
         runner = app.runner()  # marks it interrupted if no process drives it any more
         since = terminal.last_seq(app, deployment_id)

@@ -35,12 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
-from deploy_mcp.core.plans import Plan, build_plan
 from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision, approve_command
-from deploy_mcp.core.records import DeploymentRecord
 from deploy_mcp.errors import UserError
-from deploy_mcp.ledger.base import Approval, LedgerError
-from deploy_mcp.tools.approvals import check_policy
+from deploy_mcp.ledger.base import LedgerError
+from deploy_mcp.tools import subjects
+from deploy_mcp.tools.subjects import Subject
 
 __all__ = [
     "Confirmation",
@@ -99,31 +98,6 @@ class Consent(BaseModel):
     decision: PolicyDecision | None = None
 
 
-class Subject(BaseModel):
-    """What a call would do, worked out before anyone is asked.
-
-    ``headline`` says it in one sentence, ``details`` adds what the user should know before saying yes.
-    ``approval_key`` is the change id a person approves when the client cannot ask (the change id for a
-    deploy, the deployment id for actions on a deployment); ``retry`` tells the agent how to try again.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    action: Action
-    service: str
-    environment: str
-    headline: str
-    details: str = ""
-    decision: PolicyDecision
-    approval_key: str | None = None
-    approval: Approval | None = None
-    retry: str
-
-    @property
-    def question(self) -> str:
-        return f"{self.headline}?" + (f" {self.details}" if self.details else "")
-
-
 @dataclass(frozen=True)
 class ConsentResolvers:
     """One resolver per changing action; annotate the tool's ``consent`` parameter with the matching one.
@@ -157,16 +131,16 @@ def make_consent_resolvers(app: App | None = None) -> ConsentResolvers:
         change_id: str | None,
     ) -> Subject:
         with _tool_errors():
-            return _deploy_subject(project(ctx), service, version, environment, strategy, change_id)
+            return subjects.deploy_subject(project(ctx), service, version, environment, strategy, change_id)
 
     def rollback_subject(ctx: Context, service: str, environment: str, to: str | None, reason: str | None) -> Subject:
         with _tool_errors():
-            return _rollback_subject(project(ctx), service, environment, to, reason)
+            return subjects.rollback_subject(project(ctx), service, environment, to, reason)
 
     def on_deployment(action: Action) -> Callable[..., Subject]:
         def subject(ctx: Context, deployment_id: str) -> Subject:
             with _tool_errors():
-                return _deployment_subject(project(ctx), action, deployment_id)
+                return subjects.deployment_subject(project(ctx), action, deployment_id)
 
         subject.__qualname__ = subject.__name__ = f"{action}_subject"
         return subject
@@ -264,167 +238,6 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
     return settle
 
 
-# -- what each action would do -----------------------------------------------------------------------------------
-
-
-def _deploy_subject(
-    app: App,
-    service: str,
-    version: str,
-    environment: str,
-    strategy: StrategyName | str | None,
-    change_id: str | None,
-) -> Subject:
-    config = app.require_config()
-    ledger = app.existing_ledger()
-    current = _current_version(app, service, environment)
-    plan = build_plan(config, service, version, environment, strategy, current_version=current)
-    decision = check_policy(
-        app,
-        action="deploy",
-        service=service,
-        environment=environment,
-        version=version,
-        strategy=plan.strategy,
-        change_id=change_id,
-    )
-    decision.raise_if_refused()
-    approval = ledger.find_approval(change_id, service, environment) if ledger and change_id else None
-    headline, details = _describe_plan(plan)
-    if approval is not None:
-        details += f" Change {approval.change_id}, approved by {approval.approved_by}."
-    return Subject(
-        action="deploy",
-        service=service,
-        environment=environment,
-        headline=headline,
-        details=details.strip(),
-        decision=decision,
-        approval_key=change_id,
-        approval=approval,
-        retry=f'call deploy again with change_id="{change_id or "CHANGE-ID"}"',
-    )
-
-
-def _current_version(app: App, service: str, environment: str) -> str | None:
-    """What the platform serves; the ledger's last good version when the platform reports nothing (a local
-    platform whose processes are gone), so the question still says what the user is replacing."""
-    serving = app.serving_version(service, environment)
-    if serving:
-        return serving
-    ledger = app.existing_ledger()
-    good = ledger.last_good(service, environment) if ledger else None
-    return good.version if good else None
-
-
-def _rollback_subject(app: App, service: str, environment: str, to: str | None, reason: str | None) -> Subject:
-    app.require_config()
-    decision = check_policy(app, action="rollback", service=service, environment=environment)
-    decision.raise_if_refused()
-    ledger = app.existing_ledger()
-    latest = ledger.list(service=service, environment=environment, limit=1) if ledger else []
-    current = latest[0] if latest else None
-    if to:
-        target = to
-    else:
-        good = ledger.last_good(service, environment, before=current.id) if ledger and current else None
-        target = f"{good.version}, the last version that passed validation" if good else "the last good version"
-    source = f" from {current.version} ({current.id})" if current else ""
-    details = f"Reason given: {reason}" if reason else ""
-    approval = ledger.find_approval(current.id, service, environment) if ledger and current else None
-    return Subject(
-        action="rollback",
-        service=service,
-        environment=environment,
-        headline=f"Roll back {service} in {environment}{source} to {target}",
-        details=details,
-        decision=decision,
-        approval_key=current.id if current else None,
-        approval=approval,
-        retry="call rollback again",
-    )
-
-
-def _deployment_subject(app: App, action: Action, deployment_id: str) -> Subject:
-    app.require_config()
-    ledger = app.existing_ledger()
-    record = ledger.get(deployment_id) if ledger else None
-    if record is None:
-        raise ToolError(f"deployment_id: no deployment {deployment_id!r}; deployment_history lists the ids")
-    decision = check_policy(
-        app,
-        action=action,
-        service=record.service,
-        environment=record.environment,
-        version=record.version,
-        strategy=record.strategy,
-    )
-    decision.raise_if_refused()
-    approval = ledger.find_approval(record.id, record.service, record.environment) if ledger else None
-    return Subject(
-        action=action,
-        service=record.service,
-        environment=record.environment,
-        headline=_describe_record(action, record),
-        decision=decision,
-        approval_key=record.id,
-        approval=approval,
-        retry=f"call {action} again",
-    )
-
-
-def _describe_plan(plan: Plan) -> tuple[str, str]:
-    """The question's headline (what, where, how) and the facts that matter before saying yes."""
-    new, old = plan.version, plan.current_version
-    now = f" (now {old})" if old else " (first deployment there)"
-    ramp = " -> ".join(f"{share}%" for share in _ramp(plan))
-    if old is None and plan.strategy in (StrategyName.CANARY, StrategyName.BLUE_GREEN):
-        how = f"with {plan.strategy.value}: nothing runs there yet, so {new} starts at full size and takes all traffic"
-    else:
-        how = {
-            StrategyName.CANARY: f"with a canary: {ramp} of traffic",
-            StrategyName.ROLLING: f"with a rolling update of {plan.replicas} instances",
-            StrategyName.BLUE_GREEN: f"with blue-green: {new} starts beside {old} and all traffic switches at once",
-            StrategyName.RECREATE: f"with recreate: {old} stops first, about {plan.expected_downtime_seconds:g} s "
-            "with no service"
-            if old
-            else "with recreate",
-            StrategyName.FEATURE_FLAG: f"behind a feature flag ramped {ramp}",
-        }[plan.strategy]
-    headline = f"Deploy {plan.service} {new} to {plan.environment}{now} {how}"
-    t = plan.thresholds
-    details = (
-        f"Each step is analyzed for {_human(plan.analysis.bake)}; an error rate above "
-        f"{t.error_rate.critical * 100:g}% or p95 latency above {t.latency_p95_ms.critical:g} ms rolls it back "
-        f"automatically. About {_human(plan.estimated_duration_seconds)} in all."
-    )
-    if any(step.action == "pause" and step.seconds is None for step in plan.steps):
-        details += " It pauses for a human decision before full rollout."
-    return headline, details
-
-
-def _ramp(plan: Plan) -> list[int]:
-    """The new version's share at each step: traffic weights, or the flag's percentages."""
-    if plan.strategy == StrategyName.FEATURE_FLAG:
-        return [step.percentage for step in plan.steps if step.action == "flag" and step.percentage]
-    weights = [step.weights.get(plan.version, 0) for step in plan.steps if step.weights]
-    return [weight for weight in weights if weight] or [100]
-
-
-def _describe_record(action: Action, record: DeploymentRecord) -> str:
-    where = f"{record.service} {record.version} in {record.environment}, {record.strategy}"
-    step = f", at step {record.current_step} of {len(record.steps)}" if record.current_step and record.steps else ""
-    what = {
-        "promote": "Promote {id}: let the rollout go past its current step",
-        "resume": "Resume {id}: the rollout continues from where it stopped",
-        "abort": "Abort {id} and return traffic to the previous version",
-        "pause": "Pause {id}",
-        "deploy": "Deploy {id}",
-        "rollback": "Roll back {id}",
-    }[action].format(id=record.id)
-    return f"{what} ({where}, {record.status.value}{step})"
-
-
 # -- messages ----------------------------------------------------------------------------------------------------
 
 
@@ -471,16 +284,6 @@ def _tool_errors() -> Iterator[None]:
         yield
     except (UserError, LedgerError) as exc:
         raise ToolError(str(exc)) from None
-
-
-def _human(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:g} s"
 
 
 _default = make_consent_resolvers()

@@ -19,12 +19,11 @@ from pydantic import Field
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
-from deploy_mcp.core.plans import build_plan
 from deploy_mcp.core.records import DeploymentRecord, Status
-from deploy_mcp.core.runner.api import Progress
 from deploy_mcp.errors import UserError
-from deploy_mcp.preflight import PreflightReport, run_preflight
+from deploy_mcp.preflight import PreflightReport
 from deploy_mcp.server.consent import Consent, app_from_context, confirm_deploy
+from deploy_mcp.tools.launch import require_preflight, start_deployment
 from deploy_mcp.tools.views import DeploymentView, view
 
 POLL_SECONDS = 0.25
@@ -70,45 +69,6 @@ async def deploy(
 
     record = await anyio.to_thread.run_sync(start)
     return view(app, await follow(app, record.id, wait_seconds, progress, ctx))
-
-
-def start_deployment(
-    app: App,
-    service: str,
-    version: str,
-    environment: str,
-    strategy: StrategyName | str | None,
-    *,
-    deployed_by: str,
-    change_id: str | None = None,
-    on_progress: Progress | None = None,
-) -> DeploymentRecord:
-    """Plan from what the platform serves now and hand the plan to this process's Runner; returns the new record.
-
-    Consent is the caller's job and must come first: the MCP tool gets it from its resolver, `deploy-mcp deploy`
-    from the person at the terminal. Sharing this part is what makes a record written from a terminal the same
-    thing as one written by an agent. Blocks (platform calls), so the MCP tool runs it in a worker thread.
-    """
-    config = app.require_config()
-    runner = app.runner()
-    current = app.serving_version(service, environment)
-    plan = build_plan(config, service, version, environment, strategy, current_version=current)
-    return runner.start(plan, deployed_by=deployed_by, change_id=change_id, on_progress=on_progress)
-
-
-def require_preflight(
-    app: App,
-    service: str,
-    version: str,
-    environment: str,
-    strategy: StrategyName | str | None = None,
-    change_id: str | None = None,
-) -> PreflightReport:
-    """The preflight report, or UserError listing every failed required item with its fix."""
-    report = run_preflight(app, service, version, environment, strategy=strategy, change_id=change_id)
-    if not report.passed:
-        raise UserError(report.refusal())
-    return report
 
 
 def preflight_gate(

@@ -1,0 +1,210 @@
+"""What a changing call would do, worked out before anyone is asked to say yes to it.
+
+The MCP server's consent resolvers (server/consent.py) and the CLI's terminal prompt (server/terminal.py) both
+ask about the same `Subject`: the plan, the policy decision at this moment and the approval found in the ledger.
+It lives here, free of the MCP SDK, so the CLI's changing commands start without loading the SDK.
+A refusal is a `UserError` (or the ledger's `LedgerError`): each face turns it into its own kind of message.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from deploy_mcp.app import App
+from deploy_mcp.config.schema import StrategyName
+from deploy_mcp.core.plans import Plan, build_plan, human_duration
+from deploy_mcp.core.policy import Action, PolicyDecision
+from deploy_mcp.core.records import DeploymentRecord
+from deploy_mcp.errors import UserError
+from deploy_mcp.ledger.base import Approval
+from deploy_mcp.tools.approvals import check_policy
+
+__all__ = ["Subject", "deploy_subject", "deployment_subject", "rollback_subject"]
+
+
+class Subject(BaseModel):
+    """What a call would do, worked out before anyone is asked.
+
+    ``headline`` says it in one sentence, ``details`` adds what the user should know before saying yes.
+    ``approval_key`` is the change id a person approves when the client cannot ask (the change id for a
+    deploy, the deployment id for actions on a deployment); ``retry`` tells the agent how to try again.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Action
+    service: str
+    environment: str
+    headline: str
+    details: str = ""
+    decision: PolicyDecision
+    approval_key: str | None = None
+    approval: Approval | None = None
+    retry: str
+
+    @property
+    def question(self) -> str:
+        return f"{self.headline}?" + (f" {self.details}" if self.details else "")
+
+
+def deploy_subject(
+    app: App,
+    service: str,
+    version: str,
+    environment: str,
+    strategy: StrategyName | str | None,
+    change_id: str | None,
+) -> Subject:
+    config = app.require_config()
+    ledger = app.existing_ledger()
+    current = current_version(app, service, environment)
+    plan = build_plan(config, service, version, environment, strategy, current_version=current)
+    decision = check_policy(
+        app,
+        action="deploy",
+        service=service,
+        environment=environment,
+        version=version,
+        strategy=plan.strategy,
+        change_id=change_id,
+    )
+    decision.raise_if_refused()
+    approval = ledger.find_approval(change_id, service, environment) if ledger and change_id else None
+    headline, details = describe_plan(plan)
+    if approval is not None:
+        details += f" Change {approval.change_id}, approved by {approval.approved_by}."
+    return Subject(
+        action="deploy",
+        service=service,
+        environment=environment,
+        headline=headline,
+        details=details.strip(),
+        decision=decision,
+        approval_key=change_id,
+        approval=approval,
+        retry=f'call deploy again with change_id="{change_id or "CHANGE-ID"}"',
+    )
+
+
+def current_version(app: App, service: str, environment: str) -> str | None:
+    """What the platform serves; the ledger's last good version when the platform reports nothing (a local
+    platform whose processes are gone), so the question still says what the user is replacing."""
+    serving = app.serving_version(service, environment)
+    if serving:
+        return serving
+    ledger = app.existing_ledger()
+    good = ledger.last_good(service, environment) if ledger else None
+    return good.version if good else None
+
+
+def rollback_subject(app: App, service: str, environment: str, to: str | None, reason: str | None) -> Subject:
+    app.require_config()
+    decision = check_policy(app, action="rollback", service=service, environment=environment)
+    decision.raise_if_refused()
+    ledger = app.existing_ledger()
+    latest = ledger.list(service=service, environment=environment, limit=1) if ledger else []
+    current = latest[0] if latest else None
+    if to:
+        target = to
+    else:
+        good = ledger.last_good(service, environment, before=current.id) if ledger and current else None
+        target = f"{good.version}, the last version that passed validation" if good else "the last good version"
+    source = f" from {current.version} ({current.id})" if current else ""
+    details = f"Reason given: {reason}" if reason else ""
+    approval = ledger.find_approval(current.id, service, environment) if ledger and current else None
+    return Subject(
+        action="rollback",
+        service=service,
+        environment=environment,
+        headline=f"Roll back {service} in {environment}{source} to {target}",
+        details=details,
+        decision=decision,
+        approval_key=current.id if current else None,
+        approval=approval,
+        retry="call rollback again",
+    )
+
+
+def deployment_subject(app: App, action: Action, deployment_id: str) -> Subject:
+    app.require_config()
+    ledger = app.existing_ledger()
+    record = ledger.get(deployment_id) if ledger else None
+    if record is None:
+        raise UserError(f"deployment_id: no deployment {deployment_id!r}; deployment_history lists the ids")
+    decision = check_policy(
+        app,
+        action=action,
+        service=record.service,
+        environment=record.environment,
+        version=record.version,
+        strategy=record.strategy,
+    )
+    decision.raise_if_refused()
+    approval = ledger.find_approval(record.id, record.service, record.environment) if ledger else None
+    return Subject(
+        action=action,
+        service=record.service,
+        environment=record.environment,
+        headline=describe_record(action, record),
+        decision=decision,
+        approval_key=record.id,
+        approval=approval,
+        retry=f"call {action} again",
+    )
+
+
+def describe_plan(plan: Plan) -> tuple[str, str]:
+    """The question's headline (what, where, how) and the facts that matter before saying yes."""
+    new, old = plan.version, plan.current_version
+    now = f" (now {old})" if old else " (first deployment there)"
+    ramp = " -> ".join(f"{share}%" for share in traffic_ramp(plan))
+    if old is None and plan.strategy in (StrategyName.CANARY, StrategyName.BLUE_GREEN):
+        how = f"with {plan.strategy.value}: nothing runs there yet, so {new} starts at full size and takes all traffic"
+    else:
+        how = {
+            StrategyName.CANARY: f"with a canary: {ramp} of traffic",
+            StrategyName.ROLLING: f"with a rolling update of {plan.replicas} instances",
+            StrategyName.BLUE_GREEN: f"with blue-green: {new} starts beside {old} and all traffic switches at once",
+            StrategyName.RECREATE: f"with recreate: {old} stops first, about {plan.expected_downtime_seconds:g} s "
+            "with no service"
+            if old
+            else "with recreate",
+            StrategyName.FEATURE_FLAG: f"behind a feature flag ramped {ramp}",
+        }[plan.strategy]
+    headline = f"Deploy {plan.service} {new} to {plan.environment}{now} {how}"
+    t = plan.thresholds
+    details = (
+        f"Each step is analyzed for {human_duration(plan.analysis.bake)}; an error rate above "
+        f"{t.error_rate.critical * 100:g}% or p95 latency above {t.latency_p95_ms.critical:g} ms rolls it back "
+        f"automatically. About {_roughly(plan.estimated_duration_seconds)} in all."
+    )
+    if any(step.action == "pause" and step.seconds is None for step in plan.steps):
+        details += " It pauses for a human decision before full rollout."
+    return headline, details
+
+
+def traffic_ramp(plan: Plan) -> list[int]:
+    """The new version's share at each step: traffic weights, or the flag's percentages."""
+    if plan.strategy == StrategyName.FEATURE_FLAG:
+        return [step.percentage for step in plan.steps if step.action == "flag" and step.percentage]
+    weights = [step.weights.get(plan.version, 0) for step in plan.steps if step.weights]
+    return [weight for weight in weights if weight] or [100]
+
+
+def describe_record(action: Action, record: DeploymentRecord) -> str:
+    where = f"{record.service} {record.version} in {record.environment}, {record.strategy}"
+    step = f", at step {record.current_step} of {len(record.steps)}" if record.current_step and record.steps else ""
+    what = {
+        "promote": "Promote {id}: let the rollout go past its current step",
+        "resume": "Resume {id}: the rollout continues from where it stopped",
+        "abort": "Abort {id} and return traffic to the previous version",
+        "pause": "Pause {id}",
+        "deploy": "Deploy {id}",
+        "rollback": "Roll back {id}",
+    }[action].format(id=record.id)
+    return f"{what} ({where}, {record.status.value}{step})"
+
+
+def _roughly(seconds: float) -> str:
+    """A total estimate: whole minutes past a minute, since nobody plans around 97 s."""
+    return f"{seconds / 60:.0f} min" if seconds >= 60 and seconds % 60 else human_duration(seconds)
