@@ -131,6 +131,21 @@ class App:
                 self._runner.recover()
             return self._runner
 
+    def settle_ledger(self) -> None:
+        """Before records are shown, mark interrupted those whose driving process has died.
+
+        A server killed mid-deployment leaves its record in progress; only the runner can tell (its lock holder is
+        gone) and say so. Every reader of the ledger calls this first, so nobody, agent or person, is told that a
+        dead process is still deploying. It costs one query when nothing is under way.
+        """
+        from deploy_mcp.core.records import Status
+
+        ledger = self.existing_ledger()
+        if ledger is None:
+            return
+        if any(record.status is not Status.INTERRUPTED for record in ledger.unfinished()):
+            self.runner().recover()
+
     def close(self) -> None:
         with self._lock:
             if self._runner is not None:

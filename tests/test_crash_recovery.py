@@ -296,6 +296,14 @@ async def kill_and_recover(
     eventually(lambda: accounted_for(project, at_kill, {doomed.pid}))
 
     async with serve(project) as server:
+        # What a reader of the ledger sees first, before any tool has touched the deployment: interrupted.
+        if action == "rollback":
+            contents = await server.client.read_resource(f"deploy://deployments/{deployment_id}")
+            read = json.loads(contents.contents[0].text)["record"]
+            assert read["status"] == "interrupted", (point, read["status"], read["reason"])
+        else:
+            history = await server.ok("deployment_history", {"status": "interrupted"})
+            assert [r["id"] for r in history["records"]] == [deployment_id], (point, history)
         status = await server.ok("deployment_status", {"deployment_id": deployment_id})
         record = status["record"]
         assert record["status"] == "interrupted", (point, record["status"], record["reason"])

@@ -75,6 +75,7 @@ def register_resources(server: MCPServer, app: App) -> None:
         mime_type="application/json",
     )
     def recent_deployments() -> str:
+        app.settle_ledger()
         ledger = app.existing_ledger()
         records = ledger.list(limit=50) if ledger else []
         return json.dumps([r.model_dump(mode="json") for r in records], indent=2)
@@ -86,6 +87,7 @@ def register_resources(server: MCPServer, app: App) -> None:
         mime_type="application/json",
     )
     def one_deployment(deployment_id: str) -> str:
+        app.settle_ledger()
         ledger = app.existing_ledger()
         record = ledger.get(deployment_id) if ledger else None
         if record is None:

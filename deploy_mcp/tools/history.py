@@ -39,5 +39,6 @@ def deployment_history(
     if ledger is None:
         hint = NO_CONFIG_HINT if not app.project.configured else "no deployments recorded yet"
         return History(records=[], count=0, hint=hint)
+    app.settle_ledger()
     records = ledger.list(service=service, environment=environment, status=status, limit=limit)
     return History(records=records, count=len(records), hint=None if records else "no matching deployments")
