@@ -13,7 +13,7 @@ fi
 
 # Debian packages the tests use as real components. Installed only where we may (root or sudo) and only when
 # missing; on a laptop without them the component tests skip with a reason (under CI=true they fail instead).
-APT_PACKAGES=(prometheus docker-registry)
+APT_PACKAGES=(prometheus docker-registry postgresql)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -29,8 +29,9 @@ SQUAWK_ADVICE: dict[str, tuple[Severity, str]] = {
     ),
     "adding-not-nullable-field": (
         "error",
-        "ADD CONSTRAINT c_not_null CHECK (c IS NOT NULL) NOT VALID; then VALIDATE CONSTRAINT c_not_null in its "
-        "own transaction; then SET NOT NULL (PostgreSQL 12+ skips the scan) and drop the check constraint.",
+        "ADD CONSTRAINT c_not_null CHECK (c IS NOT NULL) NOT VALID; then, in a second migration, VALIDATE "
+        "CONSTRAINT c_not_null, SET NOT NULL (PostgreSQL 12+ skips the scan after a validated check) and DROP "
+        "CONSTRAINT c_not_null. Keep those three together: squawk sees the validated check only in the same file.",
     ),
     "constraint-missing-not-valid": (
         "error",

@@ -43,6 +43,11 @@ _IF_EXISTS = r"(?:IF\s+EXISTS\s+)?"
 _DROP_OBJECT = re.compile(
     rf"^DROP\s+(?P<kind>TABLE|SCHEMA|DATABASE)\s+{_IF_EXISTS}(?P<names>.+?)(?:\s+(?:CASCADE|RESTRICT))?$", re.I
 )
+_DROP_CASCADE = re.compile(
+    rf"^DROP\s+(?P<kind>TYPE|DOMAIN|EXTENSION)\s+{_IF_EXISTS}(?P<names>.+?)\s+CASCADE$", re.I
+)  # PostgreSQL drops every column of that type with it and says so only in a NOTICE; without CASCADE it refuses
+_ALTER_TYPE = re.compile(rf"^ALTER\s+TYPE\s+(?P<type>{_NAME})\s+(?P<actions>.+)$", re.I)
+_DROP_ATTRIBUTE_CASCADE = re.compile(rf"^DROP\s+ATTRIBUTE\s+{_IF_EXISTS}(?P<attribute>{_NAME})\s+CASCADE$", re.I)
 _TRUNCATE = re.compile(rf"^TRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?(?P<names>{_NAME}(?:\s*,\s*{_NAME})*)", re.I)
 _DELETE_ALL = re.compile(rf"^DELETE\s+FROM\s+(?:ONLY\s+)?(?P<table>{_NAME})(?P<rest>.*)$", re.I)
 _ALTER_TABLE = re.compile(rf"^ALTER\s+TABLE\s+{_IF_EXISTS}(?:ONLY\s+)?(?P<table>{_NAME})\s+(?P<actions>.+)$", re.I)
@@ -57,13 +62,22 @@ class Operation:
     """A statement that loses data or changes a name or type the previous version relies on."""
 
     line: int
-    kind: str  # drop-table, drop-column, truncate, delete-all, drop-schema, drop-database, rename-*, change-type
+    kind: str  # drop-table, drop-column, drop-cascade, truncate, delete-all, drop-schema, drop-database, rename-*,
+    # change-type
     what: str  # "table orders", "column orders.status", ...
     detail: str = ""
 
     @property
     def loses_data(self) -> bool:
-        return self.kind in {"drop-table", "drop-column", "truncate", "delete-all", "drop-schema", "drop-database"}
+        return self.kind in {
+            "drop-table",
+            "drop-column",
+            "drop-cascade",
+            "truncate",
+            "delete-all",
+            "drop-schema",
+            "drop-database",
+        }
 
 
 def operations(sql: str) -> list[Operation]:
@@ -80,6 +94,19 @@ def _classify(statement: Statement) -> list[Operation]:
         kind = match.group("kind").lower()
         names = [unquote(n.strip()) for n in split_top_level(match.group("names"))]
         return [Operation(line, f"drop-{kind}", f"{kind} {name}") for name in names]
+    if match := _DROP_CASCADE.match(text):
+        kind = match.group("kind").lower()
+        names = [unquote(n.strip()) for n in split_top_level(match.group("names"))]
+        return [Operation(line, "drop-cascade", f"{kind} {name}") for name in names]
+    if (match := _ALTER_TYPE.match(text)) and (
+        attributes := [
+            drop.group("attribute")
+            for action in split_top_level(match.group("actions"))
+            if (drop := _DROP_ATTRIBUTE_CASCADE.match(action.strip()))
+        ]
+    ):
+        kind_of = unquote(match.group("type"))
+        return [Operation(line, "drop-cascade", f"attribute {kind_of}.{unquote(name)}") for name in attributes]
     if match := _TRUNCATE.match(text):
         names = [unquote(n.strip()) for n in match.group("names").split(",")]
         return [Operation(line, "truncate", f"table {name}") for name in names]
@@ -106,6 +133,10 @@ def _classify(statement: Statement) -> list[Operation]:
 _EFFECT = {  # kind: (what the statement does, what that means for the version still running)
     "drop-table": ("drops {what}", "its rows are gone and the previous version still uses it"),
     "drop-column": ("drops {what}", "its data is gone and the previous version still reads it"),
+    "drop-cascade": (
+        "drops {what} with CASCADE",
+        "PostgreSQL also drops every column that depends on it, and their values, with only a NOTICE",
+    ),
     "drop-schema": ("drops {what} and everything in it", ""),
     "drop-database": ("drops {what}", ""),
     "truncate": ("empties {what}", ""),
