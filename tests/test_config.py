@@ -27,7 +27,30 @@ def test_sample_config_loads_with_defaults(project_dir: Path) -> None:
     assert production.analysis.interval == 30 and production.analysis.bake == 120
     assert production.analysis.consecutive_error_limit == 4
     assert config.services["web"].versions["3.0.0"].env == {"ERROR_RATE": "0.3"}
-    assert config.is_production("production") and not config.is_production("staging")
+    assert config.is_production("web", "production") and not config.is_production("web", "staging")
+
+
+def test_one_service_calling_its_production_a_sandbox_leaves_the_others_in_production(tmp_path: Path) -> None:
+    (tmp_path / "deploy.toml").write_text(
+        """
+[services.sandbox]
+[services.sandbox.environments.production]
+production = false
+
+[services.shop]
+[services.shop.environments.production]
+
+[services.shop.environments.live]
+production = true
+
+[services.sandbox.environments.live]
+""",
+        "utf-8",
+    )
+    config = load_project(tmp_path / "deploy.toml").config
+    assert not config.is_production("sandbox", "production")
+    assert config.is_production("shop", "production")  # confirmation, windows and approvals still apply to it
+    assert config.is_production("shop", "live") and not config.is_production("sandbox", "live")
 
 
 @pytest.mark.parametrize(

@@ -306,12 +306,16 @@ class DeployConfig(Strict):
                         )
         return self
 
-    def is_production(self, environment: str) -> bool:
-        """Production is what the policy calls production, unless an environment says otherwise."""
-        for service in self.services.values():
-            env = service.environments.get(environment)
-            if env is not None and env.production is not None:
-                return env.production
+    def is_production(self, service: str, environment: str) -> bool:
+        """Production is what the policy calls production, unless this service's environment says otherwise.
+
+        Per service on purpose: one service declaring its ``production`` environment a sandbox must not switch off
+        the confirmation, windows and approvals of every other service's environment of that name.
+        """
+        svc = self.services.get(service)
+        env = svc.environments.get(environment) if svc is not None else None
+        if env is not None and env.production is not None:
+            return env.production
         return environment in self.policy.production_environments
 
     def thresholds_for(self, service: str, environment: str) -> Thresholds:

@@ -181,7 +181,7 @@ def build_plan(
             f'[services.{service}.flag] with name = "..." to deploy.toml, or choose another strategy'
         )
 
-    production = config.is_production(environment)
+    production = config.is_production(service, environment)
     ctx = _Context(
         config=config,
         service=service,
@@ -586,7 +586,8 @@ def _enterprise_gates(ctx: _Context, gate: Callable[[str, GateKind, str], None])
             "brownfield-enterprise mode deploys only inside a scheduled window, and none is configured; add "
             "[[policy.deploy_windows]] (days, start, end in UTC) to deploy.toml.",
         )
-    staging = ctx.env.requires or [name for name in ctx.svc.environments if not ctx.config.is_production(name)]
+    outside = [name for name in ctx.svc.environments if not ctx.config.is_production(ctx.service, name)]
+    staging = ctx.env.requires or outside
     where = " or ".join(staging) if staging else "a non-production environment"
     gate(
         "rollback-tested",
@@ -659,7 +660,7 @@ def _warnings(
             f"{ctx.environment}."
         )
     if ctx.production and not ctx.env.requires:
-        others = [name for name in ctx.svc.environments if not ctx.config.is_production(name)]
+        others = [name for name in ctx.svc.environments if not ctx.config.is_production(ctx.service, name)]
         if others:
             warnings.append(
                 f"{ctx.environment} does not require a successful deployment elsewhere first; production is "

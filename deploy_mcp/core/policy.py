@@ -136,7 +136,7 @@ def evaluate(
         raise ValueError("a deploy is evaluated for a version; pass version")
     svc, env = lookup(config, service, environment)
     policy = config.policy
-    production = config.is_production(environment)
+    production = config.is_production(service, environment)
     now = now if now.tzinfo else now.replace(tzinfo=UTC)
     checks: list[PolicyCheck] = []
 
@@ -206,7 +206,7 @@ def evaluate(
 
     if enterprise and action == "deploy":
         _approval_check(check, service, environment, change_id, approval, now)
-        staging = env.requires or [name for name in svc.environments if not config.is_production(name)]
+        staging = env.requires or [name for name in svc.environments if not config.is_production(service, name)]
         where = " or ".join(staging) if staging else "a non-production environment"
         check(
             "rollback-tested",

@@ -74,7 +74,7 @@ def recommend_strategy(
     production it is offered as an alternative for dev and test, where downtime is cheap.
     """
     svc, _ = lookup(config, service, environment)
-    production = config.is_production(environment)
+    production = config.is_production(service, environment)
 
     def pick(strategy: StrategyName, reason: str, alternatives: list[StrategyName]) -> Recommendation:
         options = [a for a in alternatives if a != strategy]

@@ -293,7 +293,7 @@ def _rollback_rehearsal(ledger: Ledger, config: DeployConfig, service: str) -> s
     """The newest rollback of this service outside production: the enterprise mode's 'rollback tested' proof."""
     rehearsals: list[DeploymentRecord] = []
     for env_name in config.services[service].environments:
-        if config.is_production(env_name):
+        if config.is_production(service, env_name):
             continue
         rehearsals += [r for r in ledger.list(service=service, environment=env_name, limit=200) if r.rollback_of]
     if not rehearsals:

@@ -14,12 +14,14 @@ from typing import Any, Protocol, Self, runtime_checkable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deploy_mcp.core.records import DeploymentRecord, Event, Status
+from deploy_mcp.errors import UserError
 
 UNFINISHED_STATUSES: tuple[Status, ...] = tuple(status for status in Status if not status.finished)
 
 
-class LedgerError(Exception):
-    """The ledger refused or could not do something; the message names the field or file and the fix."""
+class LedgerError(UserError):
+    """The ledger refused or could not do something (busy, unreadable, newer); the message names the field or file
+    and the fix, so every face shows it as it is, to a person and to an agent."""
 
 
 class LockState(BaseModel):

@@ -178,11 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("DEPLOY_MCP_DEBUG"):
             raise
-        from deploy_mcp.ledger.base import LedgerError
-
-        if isinstance(exc, LedgerError):  # its message names the file or field and the fix
-            print(f"deploy-mcp: error: {exc}", file=sys.stderr)
-            return 2
         print(
             f"deploy-mcp: internal error: {type(exc).__name__}: {exc} (set DEPLOY_MCP_DEBUG=1 for the traceback)",
             file=sys.stderr,

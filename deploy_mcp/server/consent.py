@@ -37,7 +37,6 @@ from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
 from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision, approve_command
 from deploy_mcp.errors import UserError
-from deploy_mcp.ledger.base import LedgerError
 from deploy_mcp.tools import subjects
 from deploy_mcp.tools.subjects import Subject
 
@@ -282,7 +281,7 @@ def _tool_errors() -> Iterator[None]:
     """Mistakes a caller can fix reach the agent as their message; the SDK would hide anything else."""
     try:
         yield
-    except (UserError, LedgerError) as exc:
+    except UserError as exc:  # the ledger's errors are UserErrors too
         raise ToolError(str(exc)) from None
 
 

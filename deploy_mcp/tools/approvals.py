@@ -92,10 +92,10 @@ def check_policy(
             succeeded_in = {needed for needed in env.requires if _succeeded(ledger, service, needed, version)}
         if change_id:
             approval = ledger.find_approval(change_id, service, environment)
-        if action == "deploy" and config.is_production(environment):
+        if action == "deploy" and config.is_production(service, environment):
             # Where the policy's message says the rehearsal belongs: the required environments, else any
             # non-production one.
-            others = [name for name in config.services[service].environments if not config.is_production(name)]
+            others = [name for name in config.services[service].environments if not config.is_production(service, name)]
             rollback_tested = any(_rolled_back(ledger, service, name) for name in env.requires or others)
     return evaluate(
         config,
