@@ -49,3 +49,30 @@ def bind(fn: Callable[..., Any], app: Any) -> Callable[..., Any]:
     tool.__signature__ = signature.replace(parameters=resolved, return_annotation=hints.get("return"))  # type: ignore[attr-defined]
     tool.__annotations__ = {name: hint for name, hint in hints.items() if name != first.name}
     return tool
+
+
+def describe_invalid_arguments(tool: str, error: Exception, schema: dict[str, Any] | None) -> str:
+    """The SDK's argument validation error, said for an agent: each field, what was wrong, and what it takes.
+
+    pydantic's own text names an internal model (``deployArguments``) and a documentation URL; the agent needs
+    the field, the value it sent and the field's description from the schema it was given.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return f"{tool}: the arguments are not valid: {error}"
+    properties = (schema or {}).get("properties", {})
+    lines = []
+    for problem in error.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"]) or "arguments"
+        top = str(problem["loc"][0]) if problem["loc"] else ""
+        if problem["type"] == "missing":
+            said = "is required"
+        elif problem["type"] == "extra_forbidden":
+            said = f"is not an argument of {tool}; its arguments: {', '.join(properties) or 'none'}"
+        else:
+            said = f"{problem['msg'][0].lower()}{problem['msg'][1:]} (got {problem['input']!r:.80})"
+        hint = properties.get(top, {}).get("description")
+        described = hint and problem["type"] != "extra_forbidden"
+        lines.append(f"{field}: {said}" + (f" ({hint.rstrip('.')})" if described else ""))
+    return f"{tool}: invalid arguments, nothing was done. " + "; ".join(lines)

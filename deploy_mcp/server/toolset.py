@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import Tool as MCPTool
 from mcp_types import ToolAnnotations
 
@@ -83,7 +84,17 @@ class DeployServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         self._build(name)
-        return await super().call_tool(name, arguments, context)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            from pydantic import ValidationError
+
+            if type(exc) is not ToolError or not isinstance(exc.__cause__, ValidationError):
+                raise
+            from deploy_mcp.server.binding import describe_invalid_arguments
+
+            schema = self._tool_input_schema(name)
+            raise ToolError(describe_invalid_arguments(name, exc.__cause__, schema)) from None
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
         self._build(name)

@@ -65,7 +65,12 @@ def generate_deploy_md(
     (`<!-- deploy-mcp:keep NAME -->` ... `<!-- /deploy-mcp:keep NAME -->`) is preserved. Writes one .md file
     inside the project root, and only with write=true; never replaces a file it did not generate.
     """
-    app.require_config()
+    config = app.require_config()
+    if write and config.policy.read_only:
+        raise UserError(
+            "write: this session is read-only (policy.read_only = true in deploy.toml), so DEPLOY.md is not written "
+            "and nothing changed; call again with write=false for the text, or a person sets policy.read_only = false"
+        )
     project = app.project
     display = path or DEFAULT_PATH
     target = resolve_target(project.root, display)
