@@ -35,6 +35,7 @@ class App:
         self._start = start
         self._project: Project | None = None
         self._config_error: str | None = None
+        self._config_missing = False  # --config / $DEPLOY_MCP_CONFIG names no file: not found, not invalid
         self._ledger: Ledger | None = None
         self._targets: Targets | None = None
         self._runner: Runner | None = None
@@ -50,7 +51,7 @@ class App:
         """The project; an invalid deploy.toml is kept as `config_error`, which every tool reports."""
         with self._lock:
             if self._project is None:
-                from deploy_mcp.config.loader import ConfigError, Project, load_project
+                from deploy_mcp.config.loader import ConfigError, ConfigNotFound, Project, load_project
                 from deploy_mcp.config.schema import DeployConfig
 
                 try:
@@ -58,6 +59,7 @@ class App:
                 except ConfigError as exc:
                     self._project = Project(config=DeployConfig(), config_path=None)
                     self._config_error = str(exc)
+                    self._config_missing = isinstance(exc, ConfigNotFound)
             return self._project
 
     @property
@@ -72,7 +74,8 @@ class App:
     def require_config(self) -> DeployConfig:
         """The configuration, or a clear error when there is none or it is invalid."""
         if self.config_error:
-            raise UserError(f"deploy.toml is invalid, fix it first: {self.config_error}")
+            problem = "deploy.toml not found" if self._config_missing else "deploy.toml is invalid, fix it first"
+            raise UserError(f"{problem}: {self.config_error}")
         if not self.project.configured:
             raise UserError(NO_CONFIG_HINT)
         return self.project.config

@@ -34,10 +34,12 @@ def test_one_service_calling_its_production_a_sandbox_leaves_the_others_in_produ
     (tmp_path / "deploy.toml").write_text(
         """
 [services.sandbox]
+command = ["./sandbox", "--port", "{port}"]
 [services.sandbox.environments.production]
 production = false
 
 [services.shop]
+command = ["./shop", "--port", "{port}"]
 [services.shop.environments.production]
 
 [services.shop.environments.live]
@@ -82,7 +84,7 @@ def test_each_kind_of_mistake_names_the_key(text: str, expected: str) -> None:
 
 
 def test_steps_always_end_at_full_traffic() -> None:
-    config = parse_config("[services.web.environments.p]\nsteps = [10, 50]")
+    config = parse_config('[services.web]\ncommand = ["./web"]\n[services.web.environments.p]\nsteps = [10, 50]')
     assert config.services["web"].environments["p"].steps == [10, 50, 100]
 
 
@@ -100,6 +102,8 @@ def test_thresholds_layer_global_service_environment() -> None:
         """
         [thresholds]
         error_rate = { warn = 0.02, critical = 0.1 }
+        [services.web]
+        command = ["./web"]
         [services.web.thresholds]
         latency_p95_ms = { warn = 300, critical = 900 }
         [services.web.environments.production.thresholds]
@@ -145,3 +149,54 @@ def test_starter_config_is_valid_and_explained() -> None:
     config = parse_config(text)
     assert set(config.services["api"].environments) == {"staging", "production"}
     assert text.count("#") > 15
+
+
+def test_a_local_service_without_a_command_is_refused_when_deploy_toml_loads() -> None:
+    message = error_for("[services.api]\nreplicas = 2\n[services.api.environments.staging]\n")
+    assert "services.api.command: required key is missing" in message
+    assert 'command = ["{python}", "-m", "myapp", "--port", "{port}"]' in message, "the fix, ready to paste"
+    assert 'target = "kubernetes"' in message
+    kubernetes = parse_config('[services.api]\ntarget = "kubernetes"\nimage = "registry.example/api"\n')
+    assert kubernetes.services["api"].command is None, "other platforms run an image, not a command"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('[services."bad name!"]\ncommand = ["x"]', 'services."bad name!": a service name may hold only letters'),
+        ('[services."bad name!"]\ncommand = ["x"]', "rename it, e.g. services.bad-name"),
+        ('[services."../etc"]\ncommand = ["x"]', 'services."../etc": a service name'),
+        ('[services."-web"]\ncommand = ["x"]', "start with a letter or digit"),
+    ],
+)
+def test_a_service_name_that_cannot_be_used_everywhere_is_refused(text: str, expected: str) -> None:
+    assert expected in error_for(text)
+
+
+def test_service_names_in_use_stay_valid() -> None:
+    text = "".join(f'[services."{name}"]\ncommand = ["x"]\n' for name in ("web", "deploy-mcp", "api_v2", "docs.site"))
+    assert list(parse_config(text).services) == ["web", "deploy-mcp", "api_v2", "docs.site"]
+
+
+def test_a_missing_config_file_is_reported_as_not_found_not_invalid(tmp_path: Path) -> None:
+    from deploy_mcp.app import App
+    from deploy_mcp.errors import UserError
+    from deploy_mcp.tools.history import deployment_history
+
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(UserError) as caught:
+        deployment_history(App.load(missing))  # what `deploy-mcp --config nope.toml history` runs
+    message = str(caught.value)
+    assert message.startswith("deploy.toml not found: --config points to ")
+    assert str(missing) in message and "invalid" not in message
+    assert f"deploy-mcp --config {missing} init" in message
+
+    (tmp_path / "deploy.toml").write_text('mode = "yolo"\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"^deploy.toml is invalid, fix it first: .*mode: 'yolo'"):
+        deployment_history(App.load(tmp_path / "deploy.toml"))
+
+
+def test_an_env_value_is_not_echoed_in_a_config_error() -> None:
+    message = error_for('[services.web]\ncommand = ["x"]\nenv = { DB_PASS = 904511 }\n')
+    assert "services.web.env.DB_PASS" in message
+    assert "904511" not in message

@@ -33,6 +33,7 @@ CONFIG = """\
 mode = "greenfield"
 
 [services.web]
+command = ["python", "-m", "web", "--port", "{port}"]
 replicas = 2
 
 [services.web.environments.staging]
@@ -294,19 +295,54 @@ async def test_a_plan_error_is_reported_before_asking(app: App, protocol: str) -
 # -- other actions -----------------------------------------------------------------------------------------------
 
 
+def rolled_back_release(app: App) -> tuple[str, str]:
+    """2.0.0 passed validation in production, 3.0.0 was rolled back by its canary: 2.0.0 serves, so a rollback
+    reverts 2.0.0 and returns to 1.0.0. Returns (the 1.0.0 and the 2.0.0 deployment ids)."""
+    ledger = app.ledger()
+    first = ledger.list(service="web", environment="production", limit=1)[0]
+    good = ledger.create(
+        service="web",
+        version="2.0.0",
+        environment="production",
+        strategy="canary",
+        status=Status.SUCCEEDED,
+        validation={"passed": True},
+    )
+    ledger.create(
+        service="web", version="3.0.0", environment="production", strategy="canary", status=Status.ROLLED_BACK
+    )
+    return first.id, good.id
+
+
 async def test_rollback_is_confirmed_and_says_from_what_to_what(app: App, protocol: str) -> None:
-    bad = app.ledger().create(
+    first, good = rolled_back_release(app)
+    user = User()
+    result = await call(
+        build(app), protocol, "rollback", {"service": "web", "environment": "production", "reason": "5xx"}, user
+    )
+    assert not result.is_error, text(result)
+    # 3.0.0 no longer serves: what is rolled back is 2.0.0, and what comes back is 1.0.0.
+    assert user.questions == [
+        f"Roll back web in production from 2.0.0 ({good}) to 1.0.0, the last version that passed validation "
+        f"({first})? 1.0.0 no longer runs: it is started at full size and checked, then takes all traffic at once. "
+        "Reason given: 5xx"
+    ]
+
+
+async def test_a_rollback_the_runner_would_refuse_is_refused_before_asking(app: App, protocol: str) -> None:
+    app.ledger().create(
         service="web", version="2.0.0", environment="production", strategy="canary", status=Status.FAILED
     )
     user = User()
     result = await call(
         build(app), protocol, "rollback", {"service": "web", "environment": "production", "reason": "5xx"}, user
     )
-    assert not result.is_error, text(result)
-    assert user.questions == [
-        f"Roll back web in production from 2.0.0 ({bad.id}) to 1.0.0, the last version that passed validation? "
-        "Reason given: 5xx"
-    ]
+    # 2.0.0 failed and was undone: 1.0.0 serves, and nothing before it passed validation.
+    assert result.is_error
+    assert "no earlier deployment of web in production passed validation" in text(result)
+    assert "from 1.0.0" in text(result) and "give one with to=" in text(result)
+    assert user.questions == []
+    assert deployments(app) == ["2.0.0", "1.0.0"]
 
 
 async def test_actions_on_a_deployment_are_approved_by_its_id(app: App, protocol: str) -> None:
@@ -328,16 +364,14 @@ async def test_actions_on_a_deployment_are_approved_by_its_id(app: App, protocol
 
 
 async def test_without_elicitation_a_rollback_is_approved_by_the_deployment_it_reverts(app: App, protocol: str) -> None:
-    bad = app.ledger().create(
-        service="web", version="2.0.0", environment="production", strategy="canary", status=Status.FAILED
-    )
+    _, reverted = rolled_back_release(app)  # 2.0.0, not the newer 3.0.0 its canary already rolled back
     arguments = {"service": "web", "environment": "production", "reason": "error rate 7%"}
     refused = await call(build(app), protocol, "rollback", arguments)
     assert refused.is_error
-    assert f"`deploy-mcp approve {bad.id} --service web --environment production" in text(refused)
+    assert f"`deploy-mcp approve {reverted} --service web --environment production" in text(refused)
     assert "run the rollback themselves in a terminal" in text(refused)
 
-    approve(app, bad.id, "web", "production", "on-call")
+    approve(app, reverted, "web", "production", "on-call")
     done = await call(build(app), protocol, "rollback", arguments)
     assert not done.is_error, text(done)
     assert (done.structured_content or {})["approved_by"] == "on-call"

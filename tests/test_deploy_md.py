@@ -20,7 +20,7 @@ import yaml
 from mcp import Client
 
 from deploy_mcp.app import App
-from deploy_mcp.core.records import Status, Validation
+from deploy_mcp.core.records import DeploymentRecord, Status, Validation
 from deploy_mcp.server.app import build_server
 
 pytestmark = pytest.mark.anyio
@@ -289,7 +289,13 @@ async def test_python_service_commands_match_the_configuration(tmp_path: Path, c
     assert "| orders | staging | 1% / 5% | 500 / 2000 ms |" in validation
 
     rollback = section(content, "### Roll back orders in production")
-    assert "Set NEW's weight to 0" in rollback
+    # What the runner does: undo during the canary, a started-again CURRENT after it.
+    assert "CURRENT keeps its full size until the last step, so all traffic goes back to CURRENT" in rollback
+    assert "CURRENT no longer runs (the last step stopped it): it is started again at full size" in rollback
+    assert "still running at full size" not in rollback
+    staging = section(content, "### Roll back orders in staging")
+    assert "CURRENT is scaled back up to full size in one step" in staging and "not batch by batch" in staging
+    assert "same batches" not in content
     assert 'rollback(service="orders", environment="production", reason="error rate above 8% after NEW")' in rollback
     assert "deploy-mcp local status" in rollback
     assert "orders 2.4.0" in section(content, "## Rollback")  # declared irreversible: fix forward
@@ -307,31 +313,36 @@ async def test_python_service_commands_match_the_configuration(tmp_path: Path, c
     assert "/tmp/" not in content and str(tmp_path) not in content
 
 
-async def test_known_good_versions_come_from_the_ledger(tmp_path: Path, connect) -> None:
+async def test_the_rollback_commands_name_the_version_a_rollback_restores(tmp_path: Path, connect) -> None:
     root = python_service(tmp_path)
     app = App.load(root / "deploy.toml")
     try:
         ledger = app.ledger()
-        good = ledger.create(
-            service="orders",
-            version="2.3.0",
-            environment="production",
-            strategy="canary",
-            status=Status.SUCCEEDED,
-            validation=Validation(passed=True),
-        )
-        ledger.create(service="orders", version="2.3.1", environment="production", strategy="canary",
-                      status=Status.ROLLED_BACK)  # fmt: skip
+
+        def record(version: str, environment: str, status: Status = Status.SUCCEEDED) -> DeploymentRecord:
+            validation = Validation(passed=status is Status.SUCCEEDED)
+            return ledger.create(service="orders", version=version, environment=environment, strategy="canary",
+                                 status=status, validation=validation)  # fmt: skip
+
+        older = record("2.2.0", "production")
+        serving = record("2.3.0", "production")
+        record("2.3.1", "production", Status.ROLLED_BACK)  # its canary failed: 2.3.0 still serves
+        only = record("2.3.0", "staging")
     finally:
         app.close()
     async with connect(root) as client:
         content = (await generate(client))["content"]
     rollback = section(content, "### Roll back orders in production")
-    assert f"Last version that passed validation here: **2.3.0** (`{good.id}`)" in rollback
-    assert 'to="2.3.0"' in rollback
-    assert "deploy-mcp rollback orders --environment production --to 2.3.0" in rollback
+    assert (
+        f"A rollback now would revert **2.3.0** (`{serving.id}`) and restore **2.2.0**, the last version before it "
+        f"that passed validation (`{older.id}`)."
+    ) in rollback
+    assert 'to="2.2.0"' in rollback and 'to="2.3.0"' not in rollback
+    assert "deploy-mcp rollback orders --environment production --to 2.2.0" in rollback
     staging = section(content, "### Roll back orders in staging")
-    assert "No deployment of orders in staging has passed validation yet" in staging
+    assert "A rollback now would be refused: no earlier deployment of orders in staging passed validation" in staging
+    assert f"from 2.3.0 ({only.id})" in staging
+    assert "--to" not in staging and 'to="' not in staging
     assert not (root / "DEPLOY.md").exists(), "write defaults to false"
 
 

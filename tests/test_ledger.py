@@ -504,3 +504,60 @@ def test_a_closed_ledger_says_so(db_path: Path) -> None:
     with pytest.raises(LedgerError, match="is closed; open it again"):
         ledger.get(record.id)
     ledger.close()  # closing twice is harmless
+
+
+def test_an_approval_is_spent_by_one_deployment_and_may_name_its_version(ledger: Ledger, db_path: Path) -> None:
+    any_version = ledger.add_approval("CHG-1", "web", "production", "alice")
+    only_two = ledger.add_approval("CHG-2", "web", "production", "bob", version="2.0.0")
+    assert ledger.find_approval("CHG-2", "web", "production", version="2.0.0") == only_two
+    assert ledger.find_approval("CHG-2", "web", "production", version="3.0.0") is None
+    assert ledger.find_approval("CHG-1", "web", "production", version="3.0.0") == any_version
+
+    spent = ledger.use_approval(any_version.id, "deploy-2026-11-26-001")
+    assert spent is not None and spent.used_by == "deploy-2026-11-26-001" and spent.used_at is not None
+    assert ledger.use_approval(any_version.id, "deploy-2026-11-26-002") is None  # a second deployment gets nothing
+    assert ledger.find_approval("CHG-1", "web", "production") is None
+    assert ledger.find_approval("CHG-1", "web", "production", include_used=True) == spent
+
+    # A claim taken before the deployment has an id moves to the id, or is given back when nothing started.
+    assert ledger.use_approval(only_two.id, "starting:a") is not None
+    assert not ledger.release_approval(only_two.id, "starting:b")
+    assert ledger.release_approval(only_two.id, "starting:a")
+    assert ledger.find_approval("CHG-2", "web", "production") == only_two
+    assert ledger.use_approval(only_two.id, "starting:c") is not None
+    assert ledger.use_approval(only_two.id, "deploy-2026-11-26-003", replacing="starting:x") is None
+    moved = ledger.use_approval(only_two.id, "deploy-2026-11-26-003", replacing="starting:c")
+    assert moved is not None and moved.used_by == "deploy-2026-11-26-003"
+
+    expired = ledger.add_approval("CHG-3", "web", "production", "carol", expires_at=datetime.now(UTC) - timedelta(1))
+    assert ledger.use_approval(expired.id, "deploy-2026-11-26-004") is None
+    with pytest.raises(LedgerError, match="version: must be non-empty text"):
+        ledger.add_approval("CHG-4", "web", "production", "dan", version=" ")
+    with open_ledger(db_path) as again:  # what another process reads
+        assert again.list_approvals(change_id="CHG-2") == [moved]
+
+
+def test_approvals_of_a_version_3_ledger_survive_the_migration_unspent(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    with raw(db_path) as conn:
+        assert migrate(conn, target=3) == 3
+        conn.execute(
+            "INSERT INTO approvals (change_id, service, environment, approved_by, approved_at) "
+            "VALUES ('CHG-1', 'web', 'production', 'alice', ?)",
+            (DAY.isoformat(timespec="microseconds"),),
+        )
+    conn.close()
+    with open_ledger(db_path) as ledger:
+        found = ledger.find_approval("CHG-1", "web", "production", version="9.9.9")
+        assert found is not None and found.version is None and not found.used
+
+
+def test_of_two_processes_spending_one_approval_only_one_gets_it(ledger: Ledger, start_workers: Callable) -> None:
+    approval = ledger.add_approval("CHG-1", "web", "production", "alice")
+    workers = start_workers(2)
+    for number, worker in enumerate(workers, start=1):
+        worker.send(op="call", method="use_approval", args=[approval.id, f"deploy-2026-11-26-00{number}"], kwargs={})
+    results = [worker.receive() for worker in workers]
+    winners = [result for result in results if result is not None]
+    assert len(winners) == 1
+    assert ledger.find_approval("CHG-1", "web", "production", include_used=True).used_by == winners[0]["used_by"]

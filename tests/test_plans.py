@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from mcp import Client
+
+from deploy_mcp.app import App
 from deploy_mcp.config.loader import parse_config
 from deploy_mcp.config.schema import DeployConfig, StrategyName
 from deploy_mcp.core.plans import START_ALLOWANCE_SECONDS, Plan, PlanError, PlanStep, build_plan
 from deploy_mcp.core.recommend import recommend_strategy
+from deploy_mcp.server.app import build_server
 
 BASE = """
 [services.web]
@@ -24,6 +29,7 @@ strategy = "canary"
 requires = ["staging"]
 
 [services.api]
+command = ["python", "-m", "examples.hello", "--port", "{port}"]
 replicas = 2
 [services.api.environments.staging]
 """
@@ -80,7 +86,7 @@ def test_canary_ramps_5_25_50_100_by_default_and_keeps_the_old_version_until_the
     states = simulate(plan)
     assert all(state["1.0.0"] == 4 for state in states[:-1])
     assert plan.steps[-1].action == "stop" and plan.steps[-1].version == "1.0.0"
-    assert "weight to 0" in plan.rollback
+    assert "weight goes to 0" in plan.rollback and "started again at full size" in plan.rollback
     assert any("baseline" in check for check in plan.checks)
 
 
@@ -153,7 +159,7 @@ def test_rolling_with_surge_2_uses_batches_of_two() -> None:
     states = simulate(plan)
     assert max(sum(state.values()) for state in states) <= 5 + 2
     assert states[-1] == {"2.0.0": 5}
-    assert "max_surge 2" in plan.rollback
+    assert "Not batch by batch" in plan.rollback and "all traffic at once" in plan.rollback
 
 
 def test_rolling_with_max_unavailable_takes_old_instances_out_first() -> None:
@@ -407,6 +413,54 @@ def test_irreversible_migrations_mean_fix_forward() -> None:
     assert any("fix forward" in warning for warning in plan.warnings)
 
 
+@pytest.mark.anyio
+async def test_plan_deployment_recommends_blue_green_for_a_release_declared_irreversible(tmp_path: Path) -> None:
+    """The decision flow's first rule, through the tool an agent calls: a release whose migrations the old version
+    cannot run against is recommended blue-green, and no reason calls a schema change compatible unasked."""
+    toml = BASE + '\n[services.api.versions."2.0.0"]\nmigrations_irreversible = true\n'
+    (tmp_path / "deploy.toml").write_text(toml, encoding="utf-8")
+    app = App.load(tmp_path / "deploy.toml")
+    try:
+        async with Client(build_server(app)) as client:
+            plans = {}
+            for version in ("2.0.0", "2.1.0"):
+                arguments = {"service": "api", "version": version, "environment": "staging"}
+                result = await client.call_tool("plan_deployment", arguments)
+                assert not result.is_error, result.content
+                plans[version] = result.structured_content
+    finally:
+        app.close()
+    breaking, plain = plans["2.0.0"], plans["2.1.0"]
+    assert breaking["strategy"] == "blue-green" and breaking["chosen_by"] == "recommended"
+    assert "not backward compatible" in breaking["recommendation"]["reason"]
+    assert "migration window" in breaking["recommendation"]["reason"]
+    assert plain["strategy"] == "rolling"
+    assert "backward compatible" not in plain["recommendation"]["reason"]
+    assert "no breaking schema change is declared" in plain["recommendation"]["reason"]
+
+
+def test_a_configured_strategy_over_a_declared_irreversible_release_is_called_riskier() -> None:
+    cfg = config('\n[services.web.versions."2.0.0"]\nmigrations_irreversible = true\n')
+    plan = build_plan(cfg, "web", "2.0.0", "staging", current_version="1.0.0")  # staging says rolling
+    assert plan.strategy == StrategyName.ROLLING and plan.recommendation.strategy == StrategyName.BLUE_GREEN
+    assert any("riskier" in warning and "not backward compatible" in warning for warning in plan.warnings)
+
+
+def test_the_canary_step_at_100_percent_claims_no_baseline() -> None:
+    """The runner compares with the old version only while it takes traffic (and compare_baseline is on)."""
+    plan = build_plan(config(), "web", "2.0.0", "production", current_version="1.0.0")
+    analyses = [step.description for step in of(plan, "analyze")]
+    assert all("against 1.0.0 as the baseline" in text for text in analyses[:-1])
+    assert "at 100% of traffic against the thresholds alone" in analyses[-1]
+    assert "as the baseline" not in analyses[-1]
+
+    off = config(
+        base=BASE.replace('strategy = "canary"\n', 'strategy = "canary"\nanalysis = { compare_baseline = false }\n')
+    )
+    plan = build_plan(off, "web", "2.0.0", "production", current_version="1.0.0")
+    assert not any("as the baseline" in step.description for step in of(plan, "analyze"))
+
+
 # -- errors ------------------------------------------------------------------------------------------------------
 
 
@@ -428,7 +482,7 @@ def test_unknown_names_are_clear_errors() -> None:
 
 
 def test_a_service_without_environments_says_how_to_add_one() -> None:
-    cfg = parse_config("[services.solo]\n")
+    cfg = parse_config('[services.solo]\ncommand = ["python", "-m", "solo"]\n')
     with pytest.raises(PlanError, match=r"add a \[services\.solo\.environments\.staging\] section"):
         build_plan(cfg, "solo", "1.0.0", "staging")
 

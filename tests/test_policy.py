@@ -28,6 +28,7 @@ from deploy_mcp.tools.approvals import approve, check_policy
 
 BASE = """
 [services.web]
+command = ["./web", "--port", "{port}"]
 replicas = 2
 smoke = ["/health", "/"]
 

@@ -462,6 +462,74 @@ async def test_brownfield_polish_requires_a_test_command(project: Path) -> None:
     assert items(report)["change-approval"]["status"] == "not_applicable"
 
 
+# -- migrations: only the release's new files are judged ------------------------------------------------------------
+
+MIGRATIONS = {
+    "001_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text);\n",
+    "001_users.down.sql": "DROP TABLE users;\n",
+    "002_drop_email.up.sql": "ALTER TABLE users DROP COLUMN email;\n",
+    "002_drop_email.down.sql": "ALTER TABLE users ADD COLUMN email text;\n",
+}
+FIRST = ["migrations/001_users.up.sql", "migrations/001_users.down.sql"]
+DROP = "migrations/002_drop_email.up.sql"
+
+
+def shipped(app: App, version: str, files: list[str]) -> None:
+    """A succeeded deployment of web in staging that carried ``files``, as the runner records one."""
+    from deploy_mcp.core.records import Changes
+
+    app.ledger().create(
+        service="web",
+        version=version,
+        environment="staging",
+        strategy="rolling",
+        status=Status.SUCCEEDED,
+        changes=Changes(migrations=files),
+    )
+
+
+async def test_an_undeclared_irreversible_new_migration_blocks_brownfield_and_history_does_not(project: Path) -> None:
+    folder = project / "migrations"
+    folder.mkdir()
+    for name, sql in MIGRATIONS.items():
+        (folder / name).write_text(sql, encoding="utf-8")
+    polish = 'mode = "brownfield-polish"\n'
+    app = load(project, service_config(head=polish, extra='migrations = "migrations"\n'))
+    try:
+        shipped(app, "1.0.0", FIRST)  # 002 is what the next release brings
+        undeclared = items(await preflight(app, environment="staging", version="1.1.0"))["migrations"]
+    finally:
+        app.close()
+    assert undeclared["status"] == "failed" and undeclared["required"] is True
+    assert "2 of 4 file(s) new since" in undeclared["evidence"] and DROP in undeclared["evidence"]
+    assert "drops column users.email" in undeclared["evidence"]
+    assert "001_users" not in undeclared["evidence"].split("new since")[1]  # its destructive down step is history
+    assert 'migrations_irreversible = true under [services.web.versions."1.1.0"]' in undeclared["fix"]
+    assert "expand / contract" in undeclared["fix"]
+
+    declared = '[services.web.versions."1.1.0"]\nmigrations_irreversible = true\n'
+    app = load(project, service_config(head=polish, extra='migrations = "migrations"\n') + declared)
+    try:
+        report = await preflight(app, environment="staging", version="1.1.0")
+        accepted = items(report)["migrations"]
+        shipped(app, "1.1.0", [*FIRST, DROP, "migrations/002_drop_email.down.sql"])
+        later = items(await preflight(app, environment="staging", version="1.2.0"))["migrations"]
+    finally:
+        app.close()
+    assert "migrations" not in report["required_failures"] and accepted["status"] != "failed"
+    assert "irreversible, declared" in accepted["evidence"]
+    assert later["status"] == "passed" and "no migration files new since" in later["evidence"]
+    assert "irreversible" not in later["evidence"]
+
+    app = load(project, service_config(extra='migrations = "migrations"\n'))  # greenfield: a warning
+    try:
+        shipped(app, "1.0.1", FIRST)  # newer than 1.1.0's record: 002 is new again
+        greenfield = items(await preflight(app, environment="staging", version="1.3.0"))["migrations"]
+    finally:
+        app.close()
+    assert greenfield["status"] == "warning" and greenfield["required"] is False and DROP in greenfield["evidence"]
+
+
 async def test_unknown_names_and_a_broken_config_are_clear(project: Path) -> None:
     app = load(project, service_config())
     try:

@@ -145,3 +145,38 @@ def test_health_answers_without_the_token_and_says_nothing_else(http_server: str
     assert set(health.json()) == {"status", "version"}
     assert httpx.post(f"{base}/health", timeout=5).status_code == 401
     assert httpx.get(f"{base}/other", timeout=5).status_code == 401
+
+
+def test_wildcard_bind_is_refused_without_allowed_host(project_dir: Path) -> None:
+    proc = _spawn(project_dir, "--host", "0.0.0.0", port=free_port())
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert "--allowed-host NAME[:PORT]" in err and "0.0.0.0" in err and "Traceback" not in err
+
+
+def test_allowed_host_that_is_not_a_host_name_is_refused(project_dir: Path) -> None:
+    proc = _spawn(project_dir, "--allowed-host", "https://deploy.example/mcp", port=free_port())
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 2
+    assert "--allowed-host" in err and "NAME:PORT" in err and "Traceback" not in err
+
+
+def test_wildcard_bind_serves_the_allowed_host_and_refuses_others(project_dir: Path) -> None:
+    """Binds every interface for a moment, token required; requests go to 127.0.0.1 only."""
+    port = free_port()
+    proc = _spawn(project_dir, "--host", "0.0.0.0", "--allowed-host", "127.0.0.1", port=port)
+    try:
+        _wait_listening(proc, port)
+        url = f"http://127.0.0.1:{port}/mcp"
+        headers = {**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}"}
+        allowed = httpx.post(url, json=INITIALIZE, headers={**headers, "host": f"127.0.0.1:{port}"}, timeout=5)
+        other = httpx.post(url, json=INITIALIZE, headers={**headers, "host": f"other.example:{port}"}, timeout=5)
+        assert allowed.status_code == 200, allowed.text
+        assert other.status_code == 421
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

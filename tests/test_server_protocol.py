@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 from deploy_mcp.app import App
 from deploy_mcp.resources import catalog
@@ -110,11 +112,38 @@ async def test_every_resource_is_readable_and_non_empty(project_dir: Path, proto
 
 
 async def test_config_resource_masks_secrets(project_dir: Path) -> None:
+    config = project_dir / "deploy.toml"
+    config.write_text(
+        config.read_text()
+        + """
+[services.worker]
+command = ["python", "-m", "worker", "--db-password=hunter2-flag", "--api-token", "tok-list-item", "--port", "9000"]
+test_command = ["sh", "-c", "DB_PASSWORD=pw-in-shell ./run-tests --secret-key key-in-shell"]
+env = { DB_PASS = "db-pass-value", STRIPE_KEY = "sk_live_value", SESSION_SIGNING = "signing-value" }
+
+[services.worker.versions."2.0.0"]
+env = { SENTRY_DSN = "https://user:dsn-password@sentry.example/1" }
+
+[targets.prometheus]
+url = "https://metrics:prom-password@prometheus.example"
+""",
+        encoding="utf-8",
+    )
     async with Client(server_for(project_dir)) as client:
         text = (await client.read_resource("deploy://config")).contents[0].text
     body = json.loads(text)
-    assert "s3cr3t-value" not in text
-    assert body["config"]["services"]["web"]["env"] == {"API_TOKEN": "****", "LOG_LEVEL": "info"}
+    assert body["config_error"] is None
+    leaked = ["s3cr3t-value", "info", "hunter2-flag", "tok-list-item", "pw-in-shell", "key-in-shell", "db-pass-value"]
+    leaked += ["sk_live_value", "signing-value", "dsn-password", "prom-password"]
+    assert [secret for secret in leaked if secret in text] == []
+    services = body["config"]["services"]
+    assert services["web"]["env"] == {"API_TOKEN": "****", "LOG_LEVEL": "****"}, "env values are masked, names kept"
+    assert services["worker"]["env"] == {"DB_PASS": "****", "STRIPE_KEY": "****", "SESSION_SIGNING": "****"}
+    assert services["worker"]["command"] == [
+        "python", "-m", "worker", "--db-password=****", "--api-token", "****", "--port", "9000"
+    ]  # fmt: skip
+    assert services["worker"]["test_command"][2] == "DB_PASSWORD=**** ./run-tests --secret-key ****"
+    assert body["config"]["targets"]["prometheus"]["url"] == "https://****@prometheus.example"
 
 
 async def test_capabilities_say_what_this_session_may_do(project_dir: Path) -> None:
@@ -213,3 +242,49 @@ async def test_tools_listed_before_and_after_first_call_are_identical(project_di
         await client.call_tool("plan_deployment", {"service": "web", "version": "2", "environment": "staging"})
         after = (await client.list_tools()).tools
     assert [t.model_dump() for t in before] == [t.model_dump() for t in after]
+
+
+async def test_unknown_deployment_id_reaches_the_client_as_a_clear_error(
+    project_dir: Path, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Client(server_for(project_dir), mode=protocol) as client:
+        with pytest.raises(MCPError) as raised:
+            await client.read_resource("deploy://deployments/deploy-20250101-999")
+    assert raised.value.error.code == INVALID_PARAMS, "an unknown id is 'not found', not a server failure"
+    assert "no deployment 'deploy-20250101-999'" in raised.value.error.message
+    assert "deploy://deployments" in raised.value.error.message, "the message says where to find the ids"
+    assert "Traceback" not in caplog.text
+
+
+def _corrupt_ledger(project: Path) -> Path:
+    ledger = project / ".deploy" / "ledger.db"
+    ledger.parent.mkdir()
+    ledger.write_text("these are notes, not a SQLite database\n" * 50, encoding="utf-8")
+    return ledger
+
+
+async def test_corrupt_ledger_is_a_clear_tool_error_naming_the_file_and_the_fix(
+    project_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = _corrupt_ledger(project_dir)
+    async with Client(server_for(project_dir)) as client:
+        result = await client.call_tool("deployment_history", {})
+    assert result.is_error
+    text = result.content[0].text
+    assert str(ledger) in text and "move it aside" in text, text
+    assert text != "Error executing tool deployment_history", "a crash message would hide the cause"
+    assert "Traceback" not in caplog.text
+
+
+async def test_corrupt_ledger_is_a_clear_resource_error(
+    project_dir: Path, protocol: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = _corrupt_ledger(project_dir)
+    async with Client(server_for(project_dir), mode=protocol) as client:
+        for uri in ("deploy://deployments", "deploy://deployments/deploy-20250101-001"):
+            with pytest.raises(MCPError) as raised:
+                await client.read_resource(uri)
+            message = raised.value.error.message
+            assert str(ledger) in message and "move it aside" in message, (uri, message)
+            assert not message.startswith("Error "), message
+    assert "Traceback" not in caplog.text

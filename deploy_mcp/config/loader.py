@@ -23,6 +23,10 @@ class ConfigError(UserError):
     """deploy.toml is missing, unreadable or invalid; the message says where and how to fix it."""
 
 
+class ConfigNotFound(ConfigError):
+    """``--config`` or ``$DEPLOY_MCP_CONFIG`` names a file that is not there: a wrong path, not an invalid file."""
+
+
 @dataclass(frozen=True)
 class Project:
     """A loaded project: its configuration and where its files and state live."""
@@ -51,7 +55,10 @@ def discover(explicit: str | os.PathLike[str] | None = None, start: Path | None 
             if path.is_dir():
                 path = path / CONFIG_NAME
             if not path.is_file():
-                raise ConfigError(f"{origin} points to {path}, which does not exist; run `deploy-mcp init` there")
+                raise ConfigNotFound(
+                    f"{origin} points to {path}, which does not exist; correct the path, or create the file with "
+                    f"`deploy-mcp --config {path} init`"
+                )
             return path.resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
@@ -65,7 +72,13 @@ def load_project(explicit: str | os.PathLike[str] | None = None, start: Path | N
     path = discover(explicit, start)
     if path is None:
         return Project(config=DeployConfig(), config_path=None)
-    return Project(config=parse_config(path.read_text(encoding="utf-8"), source=str(path)), config_path=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it: {exc.strerror}; check its permissions") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save deploy.toml as UTF-8") from None
+    return Project(config=parse_config(text, source=str(path)), config_path=path)
 
 
 def parse_config(text: str, source: str = CONFIG_NAME) -> DeployConfig:
@@ -99,6 +112,8 @@ def _describe(error: Any) -> str:
     if "ctx" in error and kind.startswith(("greater", "less")):
         return f"{path}: {value!r} is out of range: {message.lower()}"
     shown = f" (got {value!r})" if kind not in {"value_error", "assertion_error"} and value is not None else ""
+    if "env" in loc:
+        shown = ""  # env values are often secrets, and this message reaches agents and logs
     if not loc and ": " in message:
         return message  # a whole-model check already names its own key path
     return f"{path}: {message}{shown}"

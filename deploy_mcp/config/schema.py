@@ -15,6 +15,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# Service names become file names, URL parts, metric labels and platform object names.
+_SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -306,6 +309,39 @@ class DeployConfig(Strict):
                         )
         return self
 
+    @model_validator(mode="after")
+    def _service_names(self) -> DeployConfig:
+        bad = [name for name in self.services if not _SERVICE_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(
+                "; ".join(
+                    f"services.{_toml_key(name)}: a service name may hold only letters, digits, '-', '_' and '.', "
+                    f"start with a letter or digit and be at most 63 characters; rename it, e.g. "
+                    f"services.{_suggest_name(name)}"
+                    for name in bad
+                )
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _local_services_have_a_command(self) -> DeployConfig:
+        """Without it nothing can start; say so when deploy.toml loads, not when the first deployment is tried."""
+        missing = [
+            name
+            for name, service in self.services.items()
+            if service.target is TargetKind.LOCAL and not service.command
+        ]
+        if missing:
+            raise ValueError(
+                "; ".join(
+                    f"services.{_toml_key(name)}.command: required key is missing: the local target starts each "
+                    'instance with it, e.g. command = ["{python}", "-m", "myapp", "--port", "{port}"]; '
+                    'or set target = "kubernetes" or "ecs"'
+                    for name in missing
+                )
+            )
+        return self
+
     def is_production(self, service: str, environment: str) -> bool:
         """Production is what the policy calls production, unless this service's environment says otherwise.
 
@@ -328,3 +364,13 @@ class DeployConfig(Strict):
         for layer in layers:
             merged.update({k: v for k, v in layer.model_dump().items() if v is not None})
         return Thresholds.model_validate(merged)
+
+
+def _toml_key(name: str) -> str:
+    """A key as it is written in deploy.toml, quoted when it is not a bare key."""
+    return name if _BARE_KEY.fullmatch(name) else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _suggest_name(name: str) -> str:
+    suggestion = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-_.")[:63] or "web"
+    return _toml_key(suggestion)

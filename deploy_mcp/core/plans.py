@@ -167,7 +167,11 @@ def build_plan(
             f"version {version!r} is already the current version of {service} in {environment}; "
             "give a different version to deploy"
         )
-    recommendation = recommend_strategy(config, service, environment)
+    release = svc.versions.get(version)
+    # Only what deploy.toml declares: linting the migrations here would make the plan depend on the disk, and a
+    # plan is a pure function of the configuration (preflight and the runner read the files).
+    breaking = bool(release and release.migrations_irreversible)
+    recommendation = recommend_strategy(config, service, environment, breaking_schema_change=breaking)
     chosen_by: ChosenBy
     if strategy is not None:
         chosen, chosen_by = parse_strategy(strategy), "requested"
@@ -415,7 +419,14 @@ def _canary(ctx: _Context) -> _Steps:
         steps.weights(
             {old: 100 - weight, new: weight}, f"Send {weight}% of traffic to {new}, {100 - weight}% to {old}."
         )
-        steps.analyze(weight / 100, f"Analyze {new} at {weight}% of traffic against {old} as the baseline.")
+        # The runner compares with the old version only while it takes traffic, and only if the analysis says so.
+        if weight >= 100:
+            against = f"the thresholds alone ({old} takes no traffic now: no baseline to compare with)"
+        elif ctx.analysis.compare_baseline:
+            against = f"{old} as the baseline"
+        else:
+            against = "the thresholds alone (analysis.compare_baseline is off)"
+        steps.analyze(weight / 100, f"Analyze {new} at {weight}% of traffic against {against}.")
     steps.stop(old, f"Stop {old}; {new} serves all traffic.")
     return steps
 
@@ -709,7 +720,9 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
         return prefix + f"There is no previous version to return to: rolling back means stopping {new}."
     if strategy == StrategyName.CANARY:
         sentence = (
-            f"Set {new}'s weight to 0 so {old}, still running at full size, takes all traffic again, then stop {new}."
+            f"During the ramp, {old} still runs at full size: {new}'s weight goes to 0 and {old} takes all traffic "
+            f"again. After the ramp finished, {old} was stopped, so it is started again at full size, checked and "
+            f"given all traffic at once. Then {new} is stopped."
         )
     elif strategy == StrategyName.BLUE_GREEN:
         sentence = (
@@ -732,8 +745,9 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
         sentence = f"Recreate again with {old}: stop {new} and start {old}, with the same downtime."
     else:
         sentence = (
-            f"Roll {old} back out in the same batches (max_surge {ctx.env.max_surge}, max_unavailable "
-            f"{ctx.env.max_unavailable}), replacing {new} instance by instance."
+            f"Not batch by batch: during the rollout {old}'s remaining instances are scaled back up, after it "
+            f"{old} is started again at full size; once ready and checked it takes all traffic at once and {new} "
+            "is stopped."
         )
     return prefix + sentence
 

@@ -87,9 +87,10 @@ def recommend_strategy(
     if breaking_schema_change:
         return pick(
             StrategyName.BLUE_GREEN,
-            "The schema change is not backward compatible, so the rule 'breaking schema change -> blue-green "
-            "with a migration window' decides: run the new version beside the old one, migrate inside an agreed "
-            "window, and switch traffic only when the new side is proven.",
+            "The release's schema change is not backward compatible (its migrations are declared irreversible), "
+            "so the rule 'breaking schema change -> blue-green with a migration window' decides: run the new "
+            "version beside the old one, migrate inside an agreed window, and switch traffic only when the new "
+            "side is proven.",
             [],
         )
 
@@ -131,7 +132,7 @@ def recommend_strategy(
     traffic = "not configured" if rps is None else f"{rps:g} requests/s"
     return pick(
         StrategyName.ROLLING,
-        "No stronger rule applies (the schema change is backward compatible, traffic is not over "
+        "No stronger rule applies (no breaking schema change is declared for the release, traffic is not over "
         f"{HIGH_TRAFFIC_RPS:g} requests/s ({traffic}), and instant rollback is not marked critical), so the "
         "default rule picks rolling: replace instances in small batches with no extra capacity.",
         [StrategyName.CANARY, StrategyName.BLUE_GREEN],

@@ -53,6 +53,12 @@ class Changes(Record):
     commits: list[str] = Field(default_factory=list)
     pr_number: int | None = None
     release_notes: str | None = None
+    migrations: list[str] = Field(
+        default_factory=list,
+        description="The service's migration files present when this deployment started, relative to the project "
+        "root: the next deployment's new migrations are the files not listed here. Empty when the service has no "
+        "migrations configured (and in records written before this was recorded).",
+    )
 
 
 class Validation(Record):

@@ -70,6 +70,16 @@ class KnownGood:
 
 
 @dataclass(frozen=True)
+class RollbackNow:
+    """What ``rollback`` with no ``to`` would do today, resolved as the runner resolves it: from the deployment
+    that stands now to the version it would restore (never the version serving now), or why it would refuse."""
+
+    current: KnownGood | None = None
+    target: KnownGood | None = None
+    refused: str | None = None
+
+
+@dataclass(frozen=True)
 class LastDeployment:
     version: str
     deployment_id: str
@@ -92,7 +102,8 @@ class EnvironmentView:
     steps: list[PlanStep]
     gates: list[Gate]
     checks: list[str]
-    rollback: str
+    rollback_during: str
+    rollback_after: str
     estimated: str
     replicas: int
     requires: list[str]
@@ -108,7 +119,7 @@ class EnvironmentView:
     kube_context: str | None = None
     cluster: str | None = None
     region: str | None = None
-    known_good: KnownGood | None = None
+    rollback_now: RollbackNow | None = None
     last: LastDeployment | None = None
     rollback_tested: str | None = None
 
@@ -244,7 +255,8 @@ def _environment(
         steps=plan.steps,
         gates=plan.gates,
         checks=plan.checks,
-        rollback=plan.rollback,
+        rollback_during=_undo_text(plan.strategy, svc.flag.name if svc.flag else None),
+        rollback_after=_rollback_text(plan.strategy),
         estimated=human_duration(plan.estimated_duration_seconds),
         replicas=plan.replicas,
         requires=list(env.requires),
@@ -277,10 +289,71 @@ def _environment(
     return view
 
 
+def _undo_text(strategy: StrategyName, flag: str | None) -> str:
+    """What the runner's undo does when a check fails or the rollout is aborted (core/runner/rollback.py undo)."""
+    back = (
+        f"all traffic goes back to {CURRENT} in one switch, then {NEW} is stopped (with no earlier version, "
+        f"{NEW} is just stopped)"
+    )
+    if strategy == StrategyName.CANARY:
+        return f"{CURRENT} keeps its full size until the last step, so {back}."
+    if strategy == StrategyName.BLUE_GREEN:
+        return f"{CURRENT} keeps running at full size until its scale-down delay ends, so {back}."
+    if strategy == StrategyName.ROLLING:
+        return (
+            f"{CURRENT} is scaled back up to full size in one step (started again at full size if its last instance "
+            f"was already replaced), not batch by batch; then {back}."
+        )
+    if strategy == StrategyName.RECREATE:
+        return f"{CURRENT} was stopped before {NEW} started: it is started again at full size, then {back}."
+    name = repr(flag) if flag else "the flag"
+    return (
+        f"Flag {name} is turned off (0%) first, once the rollout has touched it. Then {CURRENT} is scaled back up "
+        f"or started again at full size if it no longer runs, and {back}."
+    )
+
+
+def _rollback_text(strategy: StrategyName) -> str:
+    """What a ``rollback`` after the rollout ended does (core/runner/rollback.py plan_rollback): its own deployment,
+    to the last version that passed validation before the one serving now, which is usually CURRENT. A finished
+    rollout has always stopped CURRENT (its last step, after any scale-down delay), so it is started again."""
+    stopped = (
+        f"it was stopped before {NEW} started" if strategy == StrategyName.RECREATE else "the last step stopped it"
+    )
+    text = (
+        f"{CURRENT} no longer runs ({stopped}): it is started again at full size, its health and smoke checks run "
+        f"straight against it before it takes traffic, then all traffic moves to it at once and every other "
+        f"version, {NEW} included, is stopped. A rollback called while the rollout still runs"
+        + (
+            " (the scale-down delay included)"
+            if strategy in (StrategyName.BLUE_GREEN, StrategyName.FEATURE_FLAG)
+            else ""
+        )
+        + " aborts it instead, which is the undo above."
+    )
+    if strategy == StrategyName.FEATURE_FLAG:
+        text += " A rollback leaves the flag as it is: turn it off first if the feature is the problem."
+    return text
+
+
 def _from_ledger(view: EnvironmentView, ledger: Ledger, config: DeployConfig) -> None:
-    good = ledger.last_good(view.service, view.name)
-    if good is not None:
-        view.known_good = KnownGood(good.version, good.id)
+    from deploy_mcp.core.runner.base import RunnerError
+    from deploy_mcp.core.runner.rollback import current_deployment, resolve_rollback
+
+    releases = config.services[view.service].versions
+    try:
+        target = resolve_rollback(ledger, view.service, view.name, None, releases=releases)
+    except RunnerError as refusal:
+        current = current_deployment(ledger, view.service, view.name)
+        view.rollback_now = RollbackNow(
+            current=KnownGood(current.version, current.id) if current else None, refused=str(refusal)
+        )
+    else:
+        proof = target.proof
+        view.rollback_now = RollbackNow(
+            current=KnownGood(target.current.version, target.current.id),
+            target=KnownGood(target.version, proof.id) if proof else None,
+        )
     latest = ledger.list(service=view.service, environment=view.name, limit=1)
     if latest:
         record = latest[0]

@@ -53,7 +53,13 @@ class LockState(BaseModel):
 
 
 class Approval(BaseModel):
-    """A human's out-of-band approval of an enterprise change for one service and environment."""
+    """A human's out-of-band approval of an enterprise change for one service and environment.
+
+    A person approves one change, not a standing licence: the first deployment that starts under it spends it
+    (``used_by`` names that deployment), so a change id an agent repeats cannot carry later versions through.
+    ``version``, when set, is the only version it covers. An approval keyed by a deployment id (for rollback,
+    promote or resume of that deployment) is never spent: it only ever acts on that one deployment.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -64,9 +70,20 @@ class Approval(BaseModel):
     approved_by: str
     approved_at: datetime
     expires_at: datetime | None = None
+    version: str | None = None
+    used_by: str | None = None
+    used_at: datetime | None = None
 
     def valid_at(self, moment: datetime) -> bool:
         return self.expires_at is None or moment < self.expires_at
+
+    @property
+    def used(self) -> bool:
+        return self.used_by is not None
+
+    def covers(self, version: str | None) -> bool:
+        """Whether it approves shipping ``version`` (any version when it names none; None asks about none)."""
+        return self.version is None or version is None or self.version == version
 
 
 @runtime_checkable
@@ -146,10 +163,33 @@ class Ledger(Protocol):
         environment: str,
         approved_by: str,
         expires_at: datetime | None = None,
+        version: str | None = None,
     ) -> Approval: ...
 
-    def find_approval(self, change_id: str, service: str, environment: str) -> Approval | None:
-        """The newest approval of this change for this service and environment that has not expired."""
+    def find_approval(
+        self,
+        change_id: str,
+        service: str,
+        environment: str,
+        *,
+        version: str | None = None,
+        include_used: bool = False,
+    ) -> Approval | None:
+        """The newest approval of this change for this service and environment that has not expired and not
+        been spent by a deployment (unless ``include_used``); with ``version``, only one that covers it."""
+        ...
+
+    def use_approval(self, approval_id: int, used_by: str, *, replacing: str | None = None) -> Approval | None:
+        """Spend an approval on ``used_by`` (a deployment id) in one transaction; None when it is spent already,
+        expired or unknown, so two deployments can never both start under it.
+
+        With ``replacing``, move it from that holder (a provisional claim taken before the deployment had an id)
+        to ``used_by`` instead; None when ``replacing`` no longer holds it.
+        """
+        ...
+
+    def release_approval(self, approval_id: int, used_by: str) -> bool:
+        """Give back an approval that ``used_by`` claimed but never started under; False when it did not hold it."""
         ...
 
     def list_approvals(

@@ -79,6 +79,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX approvals_lookup ON approvals (change_id, service, environment)",
     ),
+    # 4: an approval may name the one version it covers, and is spent by the deployment that started under it
+    (
+        "ALTER TABLE approvals ADD COLUMN version TEXT",
+        "ALTER TABLE approvals ADD COLUMN used_by TEXT",
+        "ALTER TABLE approvals ADD COLUMN used_at TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -384,18 +384,23 @@ class SqliteLedger:
         environment: str,
         approved_by: str,
         expires_at: datetime | None = None,
+        version: str | None = None,
     ) -> Approval:
         fields = {"change_id": change_id, "service": service, "environment": environment, "approved_by": approved_by}
         for name, value in fields.items():
             if not isinstance(value, str) or not value.strip():
                 raise LedgerError(f"add_approval: {name}: must be non-empty text (got {value!r})")
+        if version is not None and (not isinstance(version, str) or not version.strip()):
+            raise LedgerError(
+                f"add_approval: version: must be non-empty text, or None for any version (got {version!r})"
+            )
         approved_at = utcnow()
         expiry = _utc_text(expires_at) if expires_at is not None else None
         with self._transaction(f"record the approval of {change_id}", write=True) as conn:
             cursor = conn.execute(
-                "INSERT INTO approvals (change_id, service, environment, approved_by, approved_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (change_id, service, environment, approved_by, _utc_text(approved_at), expiry),
+                "INSERT INTO approvals (change_id, service, environment, approved_by, approved_at, expires_at, "
+                "version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (change_id, service, environment, approved_by, _utc_text(approved_at), expiry, version),
             )
             approval_id = cursor.lastrowid
         return Approval(
@@ -403,16 +408,60 @@ class SqliteLedger:
             **fields,
             approved_at=approved_at,
             expires_at=datetime.fromisoformat(expiry) if expiry else None,
+            version=version,
         )
 
-    def find_approval(self, change_id: str, service: str, environment: str) -> Approval | None:
+    def find_approval(
+        self,
+        change_id: str,
+        service: str,
+        environment: str,
+        *,
+        version: str | None = None,
+        include_used: bool = False,
+    ) -> Approval | None:
+        clauses = ["change_id = ?", "service = ?", "environment = ?", "(expires_at IS NULL OR expires_at > ?)"]
+        params: list[Any] = [change_id, service, environment, _utc_text(utcnow())]
+        if version is not None:
+            clauses.append("(version IS NULL OR version = ?)")
+            params.append(version)
+        if not include_used:
+            clauses.append("used_by IS NULL")
         with self._transaction(f"find the approval of {change_id}", write=False) as conn:
             row = conn.execute(
-                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE change_id = ? AND service = ? "
-                "AND environment = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC LIMIT 1",
-                (change_id, service, environment, _utc_text(utcnow())),
+                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT 1",
+                params,
             ).fetchone()
         return _approval(row) if row else None
+
+    def use_approval(self, approval_id: int, used_by: str, *, replacing: str | None = None) -> Approval | None:
+        if not isinstance(used_by, str) or not used_by.strip():
+            raise LedgerError(f"use_approval: used_by: must name the deployment (got {used_by!r})")
+        with self._transaction(f"spend approval {approval_id} on {used_by}", write=True) as conn:
+            if replacing is None:
+                now = _utc_text(utcnow())
+                # Expiry is checked here, in the write transaction, not only when the approval was found.
+                cursor = conn.execute(
+                    "UPDATE approvals SET used_by = ?, used_at = ? WHERE id = ? AND used_by IS NULL "
+                    "AND (expires_at IS NULL OR expires_at > ?)",
+                    (used_by, now, approval_id, now),
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE approvals SET used_by = ? WHERE id = ? AND used_by = ?", (used_by, approval_id, replacing)
+                )
+            if cursor.rowcount != 1:
+                return None
+            row = conn.execute(f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        return _approval(row)
+
+    def release_approval(self, approval_id: int, used_by: str) -> bool:
+        with self._transaction(f"give back approval {approval_id}", write=True) as conn:
+            cursor = conn.execute(
+                "UPDATE approvals SET used_by = NULL, used_at = NULL WHERE id = ? AND used_by = ?",
+                (approval_id, used_by),
+            )
+            return cursor.rowcount == 1
 
     def list_approvals(
         self,
@@ -439,7 +488,9 @@ class SqliteLedger:
         return [_approval(row) for row in rows]
 
 
-_APPROVAL_COLUMNS = "id, change_id, service, environment, approved_by, approved_at, expires_at"
+_APPROVAL_COLUMNS = (
+    "id, change_id, service, environment, approved_by, approved_at, expires_at, version, used_by, used_at"
+)
 
 
 def _utc_text(moment: datetime) -> str:
@@ -506,7 +557,7 @@ def _lock_state(acquired: bool, service: str, environment: str, row: tuple[Any, 
 
 
 def _approval(row: tuple[Any, ...]) -> Approval:
-    approval_id, change_id, service, environment, approved_by, approved_at, expires_at = row
+    approval_id, change_id, service, environment, approved_by, approved_at, expires_at, version, used_by, used_at = row
     return Approval(
         id=approval_id,
         change_id=change_id,
@@ -515,4 +566,7 @@ def _approval(row: tuple[Any, ...]) -> Approval:
         approved_by=approved_by,
         approved_at=datetime.fromisoformat(approved_at),
         expires_at=datetime.fromisoformat(expires_at) if expires_at else None,
+        version=version,
+        used_by=used_by,
+        used_at=datetime.fromisoformat(used_at) if used_at else None,
     )

@@ -485,23 +485,30 @@ def tests_passed(facts: Facts) -> CheckResult:
     return _result(facts, name, run.passed, evidence, fix)
 
 
-def migrations_linted(facts: Facts) -> CheckResult:
-    """The migrations pass the linter, and an irreversible one is declared, so rollback knows to fix forward.
+UNDECLARED_IRREVERSIBLE = "migrations: undeclared irreversible"
+"""Not an item of its own: the part of the ``migrations`` item that the mode may require (see ``run.py``)."""
 
-    Errors and warnings are problems (locks, rewrites, changes the running version cannot survive); info
-    findings are habits, mentioned but not held against the release.
+
+def migrations_linted(facts: Facts) -> CheckResult:
+    """The release's new migrations pass the linter, and an irreversible one is declared, so rollback knows to fix
+    forward.
+
+    Only the files the last succeeded deployment here did not carry are judged: the others already ran, so their
+    findings are history, and holding them against every later release would make the item always fire. An
+    undeclared irreversible migration is the one finding the mode may make blocking; errors and warnings are
+    problems to read (locks, rewrites), info findings are habits, mentioned but not held against the release.
     """
     name = "migrations"
     folder = facts.svc.migrations
     if not folder:
         return _not_applicable(facts, name, f"{facts.key('migrations')} is not set: no migrations to lint")
     try:
-        from deploy_mcp.migrations import lint
+        from deploy_mcp.migrations.release import release_migrations
         from deploy_mcp.migrations.rules import IRREVERSIBLE
     except ImportError:
         return _not_applicable(facts, name, "migration linting not available")
     try:
-        report = lint(folder, root=facts.root)
+        found = release_migrations(folder, facts.root, facts.app.ledger(), facts.service, facts.environment)
     except UserError as exc:
         return _result(
             facts,
@@ -512,29 +519,51 @@ def migrations_linted(facts: Facts) -> CheckResult:
         )
     override = facts.svc.versions.get(facts.version)
     declared = bool(override and override.migrations_irreversible)
-    risky = [f for f in report.findings if f.severity != "info" and not (declared and f.rule == IRREVERSIBLE)]
-    shown = [f"{f.file}:{f.line} {f.rule}: {f.message}" for f in risky[:MAX_FINDINGS]]
-    more = f" (and {len(risky) - MAX_FINDINGS} more)" if len(risky) > MAX_FINDINGS else ""
-    checked = f"{len(report.files_checked)} file(s) in {report.path}"
-    if risky:
-        undeclared = report.irreversible and not declared
-        declare = (
-            f"; declare the irreversible migration with migrations_irreversible = true in [services.{facts.service}."
-            f'versions."{facts.version}"] (rollback then means fix forward)'
-            if undeclared
-            else ""
-        )
+    # An explicit `migrations_irreversible = false` is a person overruling the lint (the column was never used):
+    # rollback honours it too, so it is reported, not held against the release.
+    overruled = override is not None and "migrations_irreversible" in override.model_fields_set and not declared
+    checked = f"{found.report.path}: {found.describe_new()}"
+    if found.old_findings:
+        checked += f" ({found.old_findings} finding(s) in files earlier releases shipped are not held against this one)"
+    irreversible = found.irreversible
+    risky = [f for f in found.new_findings if f.severity != "info" and f.rule != IRREVERSIBLE]
+    listed = "; ".join(f"{f.file}:{f.line} {f.rule}: {f.message}" for f in risky[:MAX_FINDINGS])
+    listed += f" (and {len(risky) - MAX_FINDINGS} more)" if len(risky) > MAX_FINDINGS else ""
+    if irreversible and not declared and not overruled:
+        where = "; ".join(f"{f.file}:{f.line} {f.message.split(';')[0]}" for f in irreversible[:MAX_FINDINGS])
+        others = f". Other findings: {listed}" if risky else ""
         return _result(
             facts,
             name,
             False,
-            f"{checked}: {len(risky)} finding(s): " + "; ".join(shown) + more,
-            f"fix each finding with its safe alternative (lint_migrations shows them all){declare}",
+            f"{checked}. Irreversible and not declared: {where}. The runner would mark the deployment "
+            f"roll-forward-only (rollback refused) though deploy.toml does not say so{others}",
+            "declare it with migrations_irreversible = true under "
+            f'[services.{facts.service}.versions."{facts.version}"] in deploy.toml (rollback then means fix forward), '
+            "or split the migration expand / contract: ship the additive part now (both versions run against it) "
+            "and the destructive part in a later release, once nothing uses what it removes",
+            required=facts.needs(UNDECLARED_IRREVERSIBLE),
         )
-    info = len(report.findings) - len(risky)
-    notes = " (irreversible, declared: rollback means fix forward)" if report.irreversible else ""
+    acknowledged = ""
+    if irreversible:
+        acknowledged = (
+            " (irreversible by the lint, but migrations_irreversible = false overrules it: rollback will cross it)"
+            if overruled
+            else " (irreversible, declared: rollback means fix forward)"
+        )
+    if risky:
+        return _result(
+            facts,
+            name,
+            False,
+            f"{checked}. {len(risky)} finding(s) in them{acknowledged}: {listed}",
+            "fix each finding with its safe alternative (lint_migrations shows them all)",
+        )
+    if not irreversible and declared:
+        acknowledged = " (declared irreversible, though the lint finds no new irreversible migration)"
+    info = len(found.new_findings) - len(risky) - len(irreversible)
     extra = f"; {info} informational finding(s)" if info else ""
-    return _result(facts, name, True, f"{checked}: {report.summary}{notes}{extra}")
+    return _result(facts, name, True, f"{checked}. No problem in the new files{acknowledged}{extra}")
 
 
 def feature_flags(facts: Facts) -> CheckResult:

@@ -22,7 +22,7 @@ deploy-window            policy     policy            required (production)
 rollback-tested          -          -                 required (production)
 on-call                  -          -                 required (production)
 immutable-version        -          -                 -
-migrations               -          -                 -
+migrations               -          irreversible      irreversible
 feature-flags            -          -                 -
 rollback-target          -          -                 -
 current-health           -          -                 -
@@ -35,6 +35,14 @@ committed, tagged commit, because its record must say exactly what shipped. "pol
 policy applies that item wherever it is configured (windows in any mode's production), and an item the policy
 applies is required because the policy refuses the deploy anyway. A feature flag is required only by the
 feature-flag strategy. Items marked "-" report problems as warnings: worth reading, never blocking.
+
+The migrations item judges only the release's new files (those the last succeeded deployment here did not
+carry). "irreversible" in the table: one finding in them blocks in the brownfield modes, an irreversible migration
+the release does not declare (``migrations_irreversible = true``). The runner marks such a deployment
+roll-forward-only anyway, but an existing service's process counts on being able to roll back, and enterprise
+mode's rehearsed rollback does not hold for it: a person must say so, or split the migration. In greenfield it is
+a warning: nobody relies on rollback yet, and the record still says roll-forward-only. Lock and rewrite findings
+stay warnings in every mode.
 """
 
 from __future__ import annotations
@@ -55,7 +63,7 @@ from deploy_mcp.preflight.checks import CheckResult, Facts
 log = logging.getLogger(__name__)
 
 _EVERY_MODE = frozenset({"config", "policy", "staging-prerequisite", "no-deployment-running", "artifact"})
-_POLISH = _EVERY_MODE | {"tests"}
+_POLISH = _EVERY_MODE | {"tests", checks.UNDECLARED_IRREVERSIBLE}
 _ENTERPRISE = _POLISH | {"git-clean", "git-commit", "change-approval", "deploy-window", "rollback-tested", "on-call"}
 REQUIRED_BY_MODE: dict[Mode, frozenset[str]] = {
     Mode.GREENFIELD: _EVERY_MODE,
@@ -142,7 +150,7 @@ def run_preflight(
 
     config = app.config
     svc, env = lookup(config, service, environment)
-    chosen = _strategy(config, service, environment, strategy)
+    chosen = _strategy(config, service, environment, version, strategy)
     decision = check_policy(
         app,
         action="deploy",
@@ -172,7 +180,7 @@ def run_preflight(
 
 
 def _strategy(
-    config: DeployConfig, service: str, environment: str, strategy: StrategyName | str | None
+    config: DeployConfig, service: str, environment: str, version: str, strategy: StrategyName | str | None
 ) -> StrategyName:
     """The strategy the plan will use, decided as build_plan decides: asked, configured, else recommended."""
     if strategy is not None:
@@ -180,7 +188,9 @@ def _strategy(
     _, env = lookup(config, service, environment)
     if "strategy" in env.model_fields_set:
         return env.strategy
-    return recommend_strategy(config, service, environment).strategy
+    release = config.services[service].versions.get(version)
+    breaking = bool(release and release.migrations_irreversible)
+    return recommend_strategy(config, service, environment, breaking_schema_change=breaking).strategy
 
 
 def _run(name: str, check: Callable[[Facts], CheckResult], facts: Facts) -> CheckResult:
@@ -229,12 +239,16 @@ def _report(
 
 
 def _without_config(app: App, service: str, version: str, environment: str, now: datetime) -> PreflightReport:
-    problem = app.config_error or NO_CONFIG_HINT
+    try:
+        app.require_config()
+        problem = NO_CONFIG_HINT
+    except UserError as exc:  # says "not found" or "invalid", as every tool does
+        problem = str(exc)
     item = CheckResult(
         name="config",
         status="failed",
         required=True,
-        evidence=f"deploy.toml is invalid: {problem}" if app.config_error else problem,
+        evidence=problem,
         fix="fix deploy.toml as the evidence says" if app.config_error else "run `deploy-mcp init` in the project",
     )
     return _report(service, version, environment, None, [item], now)

@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME[:PORT]",
+        help="a Host name clients use to reach the server (repeatable); needed with --host 0.0.0.0 or ::",
+    )
     serve.add_argument("--token-file", help="file holding the bearer token (default: $DEPLOY_MCP_TOKEN)")
     serve.add_argument(
         "--insecure-no-auth", action="store_true", help="serve HTTP without a token (loopback addresses only)"
@@ -52,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     approve.add_argument("--environment", required=True)
     approve.add_argument("--approved-by", required=True, help="your name, as it goes into the record")
     approve.add_argument("--expires-in", type=float, default=24 * 3600, help="seconds the approval holds (24 h)")
+    approve.add_argument(
+        "--version",
+        help="approve only this version (default: any version); either way one deployment can start under it",
+    )
 
     _add_deployment_commands(commands)
 
@@ -216,9 +226,10 @@ def _serve(args: argparse.Namespace) -> int:
     from deploy_mcp.server.http import check_startup, resolve_token, serve_http
 
     token = resolve_token(args.token_file)
-    check_startup(args.host, token, args.insecure_no_auth)
+    allowed_hosts = args.allowed_host or []
+    check_startup(args.host, token, args.insecure_no_auth, allowed_hosts)
     print(f"deploy-mcp: serving MCP on http://{args.host}:{args.port}/mcp", file=sys.stderr)
-    serve_http(build_server(app), args.host, args.port, token)
+    serve_http(build_server(app), args.host, args.port, token, allowed_hosts)
     return 0
 
 
@@ -263,7 +274,9 @@ def _approve(args: argparse.Namespace) -> int:
             "approve must be run by a person in an interactive terminal; an agent may not approve its own changes"
         )
     app = App.load(args.config)
-    approval = approve(app, args.change_id, args.service, args.environment, args.approved_by, args.expires_in)
+    approval = approve(
+        app, args.change_id, args.service, args.environment, args.approved_by, args.expires_in, version=args.version
+    )
     print(describe_approval(approval))
     return 0
 

@@ -2,7 +2,9 @@
 
 A deployment server reachable over HTTP is a remote control for production, so it refuses to start without a
 bearer token unless the operator says `--insecure-no-auth` on a loopback address. Host and Origin headers are
-checked against the bound address so that a web page cannot reach a local server through DNS rebinding.
+checked against the bound address and the names given with `--allowed-host`, so that a web page cannot reach a
+local server through DNS rebinding. A wildcard bind (0.0.0.0, ::) has no name of its own to check against, so it
+refuses to start without `--allowed-host`: otherwise it would start and then reject every request.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,54 @@ def resolve_token(token_file: str | None) -> str | None:
     return token or None
 
 
-def check_startup(host: str, token: str | None, insecure_no_auth: bool) -> None:
+def is_wildcard(host: str) -> bool:
+    """0.0.0.0 or ::, which listen on every address and so name none that a client would send as Host."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9_.-]*[a-z0-9])?", re.IGNORECASE)
+
+
+def normalize_allowed_host(value: str) -> tuple[str, str | None]:
+    """``NAME[:PORT]`` as (name, port), with an IPv6 address in brackets as a Host header carries it."""
+    text = value.strip().lower()
+    name, port = text, None
+    if not text or "/" in text or "*" in text:
+        address_ok = False
+    elif text.startswith("["):
+        name, _, rest = text.partition("]")
+        name += "]"
+        if rest:
+            port = rest.removeprefix(":") if rest.startswith(":") else "!"
+        address_ok = _is_ip(name.strip("[]"))
+    elif text.count(":") > 1:
+        raise UserError(f"--allowed-host: {value!r}: write an IPv6 address in brackets, e.g. [{text}]")
+    else:
+        name, _, port_text = text.partition(":")
+        port = port_text if ":" in text else None
+        address_ok = _HOST_NAME.fullmatch(name) is not None
+    if not address_ok:
+        raise UserError(
+            f"--allowed-host: {value!r} is not a host name; give NAME or NAME:PORT as clients write it in the URL, "
+            "e.g. deploy.internal or deploy.internal:8765 (no scheme, path or wildcard)"
+        )
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise UserError(f"--allowed-host: {value!r} has an invalid port; the port must be a number from 1 to 65535")
+    return name, port
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def check_startup(host: str, token: str | None, insecure_no_auth: bool, allowed_hosts: Sequence[str] = ()) -> None:
     if token is not None and len(token) < 16:
         raise UserError("the bearer token is too short: use at least 16 random characters (openssl rand -hex 32)")
     if token is None and not insecure_no_auth:
@@ -56,6 +106,15 @@ def check_startup(host: str, token: str | None, insecure_no_auth: bool) -> None:
         )
     if token is None and not is_loopback(host):
         raise UserError(f"--insecure-no-auth is only allowed on a loopback address, not {host}; set {TOKEN_ENV}")
+    for value in allowed_hosts:
+        normalize_allowed_host(value)
+    if is_wildcard(host) and not allowed_hosts:
+        raise UserError(
+            f"--host {host} listens on every address, so the Host header of each request can only be checked "
+            "against names you give: add --allowed-host NAME[:PORT] for each name or address clients put in the "
+            "URL (e.g. --allowed-host deploy.internal:8765; repeat it for more); without it every request would "
+            "be refused with 421"
+        )
 
 
 HEALTH_PATH = "/health"
@@ -114,21 +173,37 @@ async def _unauthorized(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: Any, host: str, token: str | None) -> ASGIApp:
-    """The streamable HTTP app with DNS-rebinding protection and, when a token is set, bearer auth."""
+def http_app(server: Any, host: str, token: str | None, allowed_hosts: Sequence[str] = ()) -> ASGIApp:
+    """The streamable HTTP app with DNS-rebinding protection and, when a token is set, bearer auth.
+
+    The bound address (unless it is a wildcard) and, on loopback, the usual loopback names are allowed on any
+    port; an ``--allowed-host`` NAME is allowed with or without a port, and NAME:PORT with that port only.
+    """
     from mcp.server.transport_security import TransportSecuritySettings
 
-    hosts = {host, "127.0.0.1", "localhost", "[::1]"} if is_loopback(host) else {host}
+    bound = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    any_port = set() if is_wildcard(host) else {bound}
+    if is_loopback(host):
+        any_port |= {"127.0.0.1", "localhost", "[::1]"}
+    exact: set[str] = set()
+    for value in allowed_hosts:
+        name, port = normalize_allowed_host(value)
+        if port is None:
+            any_port.add(name)
+            exact.add(name)
+        else:
+            exact.add(f"{name}:{port}")
+    patterns = sorted(exact) + [f"{h}:*" for h in sorted(any_port)]
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{h}:*" for h in sorted(hosts)],
-        allowed_origins=[f"{scheme}://{h}:*" for h in sorted(hosts) for scheme in ("http", "https")],
+        allowed_hosts=patterns,
+        allowed_origins=[f"{scheme}://{p}" for p in patterns for scheme in ("http", "https")],
     )
     app = server.streamable_http_app(transport_security=security, host=host)
     return BearerAuth(app, token)
 
 
-def serve_http(server: Any, host: str, port: int, token: str | None) -> None:
+def serve_http(server: Any, host: str, port: int, token: str | None, allowed_hosts: Sequence[str] = ()) -> None:
     import uvicorn
 
-    uvicorn.run(http_app(server, host, token), host=host, port=port, log_level="warning")
+    uvicorn.run(http_app(server, host, token, allowed_hosts), host=host, port=port, log_level="warning")

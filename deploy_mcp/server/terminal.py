@@ -418,6 +418,7 @@ def validation_view(report: ValidationReport) -> RenderableType:
     lines: list[RenderableType] = [verdict, Text(f"recommendation: {report.recommendation}")]
     lines += [Text(f"  - {reason}") for reason in report.reasons]
     lines.append(Text(f"serving: {', '.join(report.serving) or 'nothing'}"))
+    lines.append(Text(f"record: {report.record_note}"))
     lines.append(Text(f"health: {report.health.healthy_count}/{report.health.total} healthy; {report.health.detail}"))
     if report.smoke is not None:
         lines.append(Text(f"smoke: {'passed' if report.smoke.passed else 'failed'}; {report.smoke.summary}"))

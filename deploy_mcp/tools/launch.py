@@ -6,13 +6,16 @@ this process's Runner. Keeping it here, not beside the tool, lets the CLI start 
 
 from __future__ import annotations
 
+import uuid
+
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
 from deploy_mcp.core.plans import build_plan
-from deploy_mcp.core.records import DeploymentRecord
+from deploy_mcp.core.records import DeploymentRecord, Enterprise
 from deploy_mcp.core.runner.api import Progress
 from deploy_mcp.errors import UserError
 from deploy_mcp.preflight import PreflightReport, run_preflight
+from deploy_mcp.tools.approvals import claim_for_deploy
 
 __all__ = ["require_preflight", "start_deployment"]
 
@@ -33,12 +36,34 @@ def start_deployment(
     Consent is the caller's job and must come first: the MCP tool gets it from its resolver, `deploy-mcp deploy`
     from the person at the terminal. Sharing this part is what makes a record written from a terminal the same
     thing as one written by an agent. Blocks (platform calls), so the MCP tool runs it in a worker thread.
+
+    The approval of ``change_id`` is spent here, by the deployment that starts under it: claimed before the
+    Runner starts (so two deploys never share it), moved to the new deployment's id once it exists, given back
+    if nothing started. A deploy that needs an approval no longer there is refused (see `claim_for_deploy`).
+    The record's enterprise block names who approved.
     """
     config = app.require_config()
     runner = app.runner()
     current = app.serving_version(service, environment)
     plan = build_plan(config, service, version, environment, strategy, current_version=current)
-    return runner.start(plan, deployed_by=deployed_by, change_id=change_id, on_progress=on_progress)
+    claimant = f"starting:{uuid.uuid4().hex}"
+    approval = claim_for_deploy(app, service, plan.version, environment, change_id, claimant)
+    if approval is None:
+        return runner.start(plan, deployed_by=deployed_by, change_id=change_id, on_progress=on_progress)
+    ledger = app.ledger()
+    try:
+        record = runner.start(
+            plan,
+            deployed_by=deployed_by,
+            change_id=change_id,
+            enterprise=Enterprise(change_id=approval.change_id, approved_by=approval.approved_by),
+            on_progress=on_progress,
+        )
+    except BaseException:
+        ledger.release_approval(approval.id, claimant)
+        raise
+    ledger.use_approval(approval.id, record.id, replacing=claimant)
+    return record
 
 
 def require_preflight(

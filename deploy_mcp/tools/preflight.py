@@ -26,9 +26,9 @@ def preflight(
     """Check the pre-deployment checklist for a deployment before starting it: the image is in its registry
     (HEAD on the manifest), the session may deploy there, the version succeeded in the environments required
     first, no other deployment runs, git is clean and the version's commit is tagged, the tests pass, the
-    migrations lint clean, the flag is configured, and in enterprise mode the approval, deploy window, on-call
-    and a rehearsed rollback. Each item is passed, failed, warning or not_applicable with its evidence and fix;
-    which items are required depends on the mode, and deploy refuses while a required one fails. Changes nothing
-    on any platform (it may run the configured test command and record its result).
+    release's new migrations lint clean, the flag is configured, and in enterprise mode the approval, deploy
+    window, on-call and a rehearsed rollback. Each item is passed, failed, warning or not_applicable with its
+    evidence and fix; which items are required depends on the mode, and deploy refuses while a required one
+    fails. Changes nothing on any platform (it may run the configured test command and record its result).
     """
     return run_preflight(app, service, version, environment, strategy=strategy, change_id=change_id)

@@ -25,14 +25,17 @@ async def rollback(
     ctx: Context,
     to: Annotated[
         str | None,
-        Field(description="A deployment id or a version; default: the last deployment that passed validation."),
+        Field(
+            description="A version, or the id of a deployment that passed validation; default: the last deployment "
+            "that passed validation before the one serving now."
+        ),
     ] = None,
     wait_seconds: Annotated[float, Field(ge=0, le=600, description="Return after this long; poll after.")] = 50,
 ) -> DeploymentView:
-    """Return the service to the last deployment that passed validation (not merely the previous one), or to
-    `to`. Instant when that version still runs warm (blue-green, canary stable); otherwise it is started and
-    traffic moves to it. Refused after an irreversible migration: fix forward. Writes its own record, linked to
-    the deployment it reverts."""
+    """Revert the deployment serving now to the last deployment before it that passed validation (not merely the
+    previous one), or to `to`. The user's confirmation names that version. Fast when it still runs; otherwise it is
+    started, checked, and takes all traffic at once. While a rollout runs in this server, aborts it instead.
+    Refused across an irreversible migration: fix forward. Writes its own record, linked to the one it reverts."""
     progress: queue.SimpleQueue[str] = queue.SimpleQueue()
 
     def start() -> str:

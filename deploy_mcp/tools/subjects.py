@@ -14,9 +14,9 @@ from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
 from deploy_mcp.core.plans import Plan, build_plan, human_duration
 from deploy_mcp.core.policy import Action, PolicyDecision
-from deploy_mcp.core.records import DeploymentRecord
+from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.errors import UserError
-from deploy_mcp.ledger.base import Approval
+from deploy_mcp.ledger.base import Approval, Ledger
 from deploy_mcp.tools.approvals import check_policy
 
 __all__ = ["Subject", "deploy_subject", "deployment_subject", "rollback_subject"]
@@ -69,7 +69,7 @@ def deploy_subject(
         change_id=change_id,
     )
     decision.raise_if_refused()
-    approval = ledger.find_approval(change_id, service, environment) if ledger and change_id else None
+    approval = ledger.find_approval(change_id, service, environment, version=version) if ledger and change_id else None
     headline, details = describe_plan(plan)
     if approval is not None:
         details += f" Change {approval.change_id}, approved by {approval.approved_by}."
@@ -98,31 +98,80 @@ def current_version(app: App, service: str, environment: str) -> str | None:
 
 
 def rollback_subject(app: App, service: str, environment: str, to: str | None, reason: str | None) -> Subject:
-    app.require_config()
+    """The rollback the runner would run, from the same resolution (``resolve_rollback``): the question names
+    the version that will serve afterwards, and a refusal the runner would give comes before anyone is asked."""
+    from deploy_mcp.core.recommend import lookup
+    from deploy_mcp.core.runner.rollback import resolve_rollback
+
+    config = app.require_config()
+    lookup(config, service, environment)
     decision = check_policy(app, action="rollback", service=service, environment=environment)
     decision.raise_if_refused()
     ledger = app.existing_ledger()
-    latest = ledger.list(service=service, environment=environment, limit=1) if ledger else []
-    current = latest[0] if latest else None
-    if to:
-        target = to
-    else:
-        good = ledger.last_good(service, environment, before=current.id) if ledger and current else None
-        target = f"{good.version}, the last version that passed validation" if good else "the last good version"
-    source = f" from {current.version} ({current.id})" if current else ""
     details = f"Reason given: {reason}" if reason else ""
-    approval = ledger.find_approval(current.id, service, environment) if ledger and current else None
+    running = _running_deployment(ledger, service, environment) if ledger else None
+    if running is not None:  # the runner aborts it instead, and abort undoes it
+        back = f" and return traffic to {running.previous_version}" if running.previous_version else " and stop it"
+        return Subject(
+            action="rollback",
+            service=service,
+            environment=environment,
+            headline=f"Abort {running.id} ({service} {running.version}, {running.status.value}){back}",
+            details=details,
+            decision=decision,
+            approval_key=running.id,
+            approval=ledger.find_approval(running.id, service, environment) if ledger else None,
+            retry="call rollback again",
+        )
+    if ledger is None:
+        raise UserError(f"nothing has been deployed to {service} in {environment}; there is nothing to roll back")
+    target = resolve_rollback(
+        ledger,
+        service,
+        environment,
+        to,
+        state=lambda: app.target(service).state(service, environment),
+        releases=config.services[service].versions,
+    )
+    current, version, proof = target.current, target.version, target.proof
+    if proof is None:
+        why = "a version given by hand that has not passed validation here"
+    elif to:
+        why = f"which passed validation in {proof.id}"
+    else:
+        why = f"the last version that passed validation ({proof.id})"
+    how = ""
+    if target.state is not None:
+        warm = target.state.version(version)
+        if warm is not None and warm.ready > 0:
+            how = f"{version} still runs, so traffic moves back to it at once."
+        else:
+            how = f"{version} no longer runs: it is started at full size and checked, then takes all traffic at once."
     return Subject(
         action="rollback",
         service=service,
         environment=environment,
-        headline=f"Roll back {service} in {environment}{source} to {target}",
-        details=details,
+        headline=f"Roll back {service} in {environment} from {current.version} ({current.id}) to {version}, {why}",
+        details=" ".join(part for part in (how, details) if part),
         decision=decision,
-        approval_key=current.id if current else None,
-        approval=approval,
+        approval_key=current.id,
+        approval=ledger.find_approval(current.id, service, environment),
         retry="call rollback again",
     )
+
+
+def _running_deployment(ledger: Ledger, service: str, environment: str) -> DeploymentRecord | None:
+    """The deployment that holds the lock and is still under way: a rollback call aborts it rather than starting
+    a rollback of its own (an interrupted one is not under way: the runner rolls it back)."""
+    from deploy_mcp.core.runner.base import holder_is_gone
+
+    lock = ledger.lock_state(service, environment)
+    if lock is None or not lock.deployment_id or holder_is_gone(lock.holder):
+        return None
+    record = ledger.get(lock.deployment_id)
+    if record is not None and record.status in (Status.PENDING, Status.IN_PROGRESS, Status.PAUSED):
+        return record
+    return None
 
 
 def deployment_subject(app: App, action: Action, deployment_id: str) -> Subject:

@@ -24,7 +24,7 @@ from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, holder_is_gone, log
 from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
-from deploy_mcp.core.runner.rollback import choose_target, current_deployment, plan_rollback, refuse_crossing
+from deploy_mcp.core.runner.rollback import plan_rollback, resolve_rollback
 from deploy_mcp.core.target import Target, TargetState
 from deploy_mcp.ledger import Ledger, LedgerError, LockState
 
@@ -121,6 +121,20 @@ class Runner:
         if any(step.action == "analyze" for step in plan.steps):
             self.ctx.metrics(service, environment)  # a misconfigured metric source is refused before anything runs
         release = svc.versions.get(plan.version)
+        declared = bool(release and release.migrations_irreversible)
+        migrations = None
+        if svc.migrations:  # before the lock: a deployment finishing meanwhile only makes more files count as new
+            from deploy_mcp.migrations.release import for_deployment
+
+            migrations = for_deployment(
+                svc.migrations,
+                self.ctx.project.root,
+                self.ledger,
+                service,
+                plan.version,
+                environment,
+                release=release,
+            )
         held = self._live_lock(service, environment)
         if held is not None and held.holder == self.holder:  # acquire_lock would simply renew our own lock
             ending = self._executions.get(held.deployment_id or "")
@@ -143,9 +157,9 @@ class Runner:
                 status=Status.IN_PROGRESS,
                 deployed_by=deployed_by,
                 previous_version=serving,
-                changes=Changes(release_notes=release_notes),
+                changes=Changes(release_notes=release_notes, migrations=migrations.files if migrations else []),
                 enterprise=enterprise,
-                roll_forward_only=bool(release and release.migrations_irreversible),
+                roll_forward_only=migrations.roll_forward_only if migrations else declared,
                 steps=record_steps(plan.steps, plan.version),
             )
             self.ledger.acquire_lock(
@@ -158,6 +172,8 @@ class Runner:
                 f"{len(plan.steps)} steps) over {serving or 'nothing'}",
                 {"holder": self.holder, "serving": state.weights},
             )
+            if migrations is not None:
+                self.ledger.append_event(record.id, "migrations", migrations.message, migrations.data)
         except BaseException:
             self.ledger.release_lock(service, environment, self.holder)
             raise
@@ -412,14 +428,16 @@ class Runner:
             return self.abort(lock.deployment_id, reason, by=requested_by)
         if lock is not None:
             raise RunnerError(f"cannot roll back now: {lock.describe()}; abort it (abort undoes it) or wait")
-        current = current_deployment(self.ledger, service, environment)
-        if current is None:
-            raise RunnerError(f"nothing has been deployed to {service} in {environment}; there is nothing to roll back")
-        version, chosen = choose_target(self.ledger, current, to)
-        refuse_crossing(self.ledger, current, chosen, version)
-        state = self.ctx.targets(service).state(service, environment)
-        if state.serving == [version] and len(state.versions) == 1:
-            raise RunnerError(f"{version} already serves all of {service} in {environment}; nothing to roll back")
+        target = resolve_rollback(
+            self.ledger,
+            service,
+            environment,
+            to,
+            state=lambda: self.ctx.targets(service).state(service, environment),
+            releases=self.ctx.project.config.services[service].versions,
+        )
+        current, version, chosen = target.current, target.version, target.proof
+        state = target.state or self.ctx.targets(service).state(service, environment)
         steps = plan_rollback(state, version, self.ctx.full_size(service, environment))
         claim = self.ledger.acquire_lock(service, environment, self.holder, lease_seconds=self.ctx.lease_seconds)
         if not claim.acquired:

@@ -9,8 +9,10 @@ cross a release whose migrations the older version cannot run against.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
+from deploy_mcp.config.schema import ReleaseOverride
 from deploy_mcp.core.plans import PlanStep, check_version
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.core.runner.actions import Actions, write_flag
@@ -20,6 +22,8 @@ from deploy_mcp.ledger import Ledger, parse_id
 
 _GONE = (Status.FAILED, Status.ROLLED_BACK, Status.ABORTED)
 """Records whose version no longer serves because of them: never 'the current deployment'."""
+_HISTORY = 500
+"""How far back a rollback looks in the ledger: far beyond any release a rollback would sensibly return to."""
 
 
 def undo(actions: Actions, record: DeploymentRecord, full_size: int, say: Callable[[str], None]) -> str:
@@ -61,16 +65,80 @@ def undo(actions: Actions, record: DeploymentRecord, full_size: int, say: Callab
 
 def current_deployment(ledger: Ledger, service: str, environment: str) -> DeploymentRecord | None:
     """The newest deployment whose version still stands (not failed, rolled back or aborted)."""
-    for record in ledger.list(service=service, environment=environment, limit=200):
+    for record in ledger.list(service=service, environment=environment, limit=_HISTORY):
         if record.status not in _GONE:
             return record
     return None
 
 
+@dataclass(frozen=True)
+class RollbackTarget:
+    """What a rollback would do, decided before anything acts.
+
+    The confirmation asks about exactly this and the runner runs exactly this, so the version a person says yes
+    to is the version that comes back. ``current`` is the deployment reverted (its id is what a person approves
+    when the client cannot ask); ``proof`` is the deployment that passed validation with ``version`` (None when
+    ``to`` named a version that never passed validation here: the caller's word stands in for the proof).
+    """
+
+    current: DeploymentRecord
+    version: str
+    proof: DeploymentRecord | None
+    state: TargetState | None = None
+    """What the platform ran when this was decided (None when the caller did not ask for it)."""
+
+    def describe(self) -> str:
+        """'2.0.0 (deploy-...-003) to 1.0.0, which passed validation in deploy-...-001': from what to what."""
+        current = f"{self.current.version} ({self.current.id})"
+        if self.proof is None:
+            return f"{current} to {self.version}, a version given by hand that has not passed validation here"
+        return f"{current} to {self.version}, which passed validation in {self.proof.id}"
+
+
+def resolve_rollback(
+    ledger: Ledger,
+    service: str,
+    environment: str,
+    to: str | None,
+    *,
+    state: Callable[[], TargetState] | None = None,
+    releases: Mapping[str, ReleaseOverride] | None = None,
+) -> RollbackTarget:
+    """Everything a rollback decides before it acts, and every refusal it would give: the one source for both the
+    question put to the user and the runner, so the two cannot name different versions.
+
+    ``state`` reads what the platform runs now (only once the ledger allows a rollback) for the 'already serves'
+    refusal; ``releases`` (deploy.toml's ``versions`` of the service) lets ``migrations_irreversible = false``
+    lift a roll-forward-only mark.
+    """
+    current = current_deployment(ledger, service, environment)
+    if current is None:
+        if ledger.list(service=service, environment=environment, limit=1):
+            raise RunnerError(
+                f"every deployment of {service} in {environment} failed, was rolled back or was aborted, so none "
+                "stands to be rolled back; deployment_history shows them"
+            )
+        raise RunnerError(f"nothing has been deployed to {service} in {environment}; there is nothing to roll back")
+    version, proof = choose_target(ledger, current, to)
+    refuse_crossing(ledger, current, version, releases)
+    running = state() if state is not None else None
+    if running is not None and running.serving == [version] and len(running.versions) == 1:
+        raise RunnerError(f"{version} already serves all of {service} in {environment}; nothing to roll back")
+    return RollbackTarget(current, version, proof, running)
+
+
+def passed_validation(record: DeploymentRecord) -> bool:
+    """Succeeded with its checks passed: the ledger's own test for 'known good' (see Ledger.last_good)."""
+    return record.status is Status.SUCCEEDED and record.validation.passed is True
+
+
 def choose_target(ledger: Ledger, current: DeploymentRecord, to: str | None) -> tuple[str, DeploymentRecord | None]:
-    """The version to return to, and the record that proved it good (None for a bare version).
+    """The version to return to, and the record that proved it good (None for a version never validated here).
 
     Without ``to``: the newest deployment before ``current`` that passed validation and ships another version.
+    A deployment id in ``to`` must name a deployment that passed validation: its id is offered as proof, and the
+    proof of a failed, rolled-back or unvalidated deployment is no proof. A bare version is the caller's explicit
+    choice and is accepted as it is (the confirmation says it has not passed validation when it has not).
     """
     service, environment = current.service, current.environment
     if to:
@@ -82,14 +150,26 @@ def choose_target(ledger: Ledger, current: DeploymentRecord, to: str | None) -> 
                 raise RunnerError(
                     f"to: {to} deployed {chosen.service} to {chosen.environment}, not {service} to {environment}"
                 )
+            if not passed_validation(chosen):
+                how = "did not pass validation" if chosen.status is Status.SUCCEEDED else f"is {chosen.status.value}"
+                raise RunnerError(
+                    f"to: {to} ({chosen.version}) {how}, so it does not prove {chosen.version} good; give a "
+                    "deployment that passed validation (deployment_history shows them), leave to out for the last "
+                    f'one, or give the version itself (to="{chosen.version}") to return to it anyway'
+                )
             return chosen.version, chosen
         check_version(to, "to (a deployment id or a version)")
-        known = next(
-            (r for r in ledger.list(service=service, environment=environment, limit=200) if r.version == to), None
+        proof = next(
+            (
+                r
+                for r in ledger.list(service=service, environment=environment, limit=_HISTORY)
+                if r.version == to and passed_validation(r)
+            ),
+            None,
         )
-        return to, known
+        return to, proof
     anchor = current.id
-    for _ in range(200):
+    for _ in range(_HISTORY):
         good = ledger.last_good(service, environment, before=anchor)
         if good is None:
             break
@@ -102,25 +182,46 @@ def choose_target(ledger: Ledger, current: DeploymentRecord, to: str | None) -> 
     )
 
 
-def refuse_crossing(ledger: Ledger, current: DeploymentRecord, chosen: DeploymentRecord | None, version: str) -> None:
-    """Refuse to go back across a release whose migrations the older version cannot run against: fix forward."""
-    newer: list[DeploymentRecord] = []
-    for record in ledger.list(service=current.service, environment=current.environment, limit=200):
-        if chosen is not None and record.id == chosen.id:
+def refuse_crossing(
+    ledger: Ledger,
+    current: DeploymentRecord,
+    version: str,
+    releases: Mapping[str, ReleaseOverride] | None = None,
+) -> None:
+    """Refuse to go back across a release whose migrations the older version cannot run against: fix forward.
+
+    Crossed is every deployment newer than the last one in which ``version`` served (the newest record of it
+    that was not failed, rolled back or aborted), whatever became of it: a roll-forward-only release that failed
+    may still have run its migrations. A version that never served here (older than the ledger, or never
+    deployed) is taken to be older than every record, so every roll-forward-only deployment recorded blocks it.
+    A mark is lifted by declaring ``migrations_irreversible = false`` for that release in deploy.toml.
+    """
+    service, environment = current.service, current.environment
+    crossed: list[DeploymentRecord] = []
+    for record in ledger.list(service=service, environment=environment, limit=_HISTORY):
+        if record.version == version and record.status not in _GONE:
             break
-        if record.status not in _GONE:
-            newer.append(record)
-        if chosen is None and record.id == current.id:
-            break
-    blocking = [r for r in newer if r.roll_forward_only and r.version != version]
+        crossed.append(record)
+    blocking = [r for r in crossed if r.roll_forward_only and r.version != version and not _lifted(r, releases)]
     if blocking:
         first = blocking[-1]
         raise RunnerError(
-            f"refusing to roll {current.service} in {current.environment} back to {version}: {first.id} shipped "
-            f"{first.version} with migrations the older version cannot run against "
-            f'(services.{current.service}.versions."{first.version}".migrations_irreversible = true). Fix forward '
-            "with a new version instead; if the migrations never ran, set that flag to false and try again"
+            f"refusing to roll {service} in {environment} back to {version}: {first.id} shipped {first.version} "
+            "with migrations the older version cannot run against (declared with "
+            f'services.{service}.versions."{first.version}".migrations_irreversible = true, or found irreversible by '
+            f"the migration lint when it started: `deploy-mcp status {first.id}` shows which). Fix forward with a new "
+            "version instead; if those migrations never ran, set migrations_irreversible = false there and try again"
         )
+
+
+def _lifted(record: DeploymentRecord, releases: Mapping[str, ReleaseOverride] | None) -> bool:
+    """deploy.toml now says explicitly that this release's migrations can be undone (a mark set by mistake)."""
+    release = releases.get(record.version) if releases is not None else None
+    return (
+        release is not None
+        and "migrations_irreversible" in release.model_fields_set
+        and not release.migrations_irreversible
+    )
 
 
 def plan_rollback(state: TargetState, version: str, full_size: int) -> list[PlanStep]:
