@@ -28,8 +28,18 @@ from mcp.client.stdio import StdioServerParameters
 from rich.console import Console
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-DEMO_ANALYSIS = 'analysis = { interval = "2s", bake = "4s", min_requests = 20 }'
+DEMO_ANALYSIS = {"interval": "2s", "bake": "4s", "min_requests": 20}
+"""Short enough to watch: every step judged in seconds, on the traffic the demo sends."""
+DEMO_HEADER = """\
+# Written by `deploy-mcp demo` from the commented examples/deploy.toml, with free router ports, analysis short
+# enough to watch, and production not requiring staging (the demo sends 2.0.0 and 3.0.0 straight there).
+
+"""
 console = Console()
+
+
+class DemoSetupError(Exception):
+    """The example project lacks something the demo's story needs (someone edited examples/deploy.toml)."""
 
 
 def _free_port() -> int:
@@ -38,23 +48,43 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _project(folder: Path) -> tuple[Path, dict[str, int]]:
-    """The example project with free ports and analysis timings short enough to watch."""
-    shutil.copytree(EXAMPLES, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".deploy", "__pycache__"))
-    text = (folder / "deploy.toml").read_text(encoding="utf-8")
-    ports = {"staging": _free_port(), "production": _free_port()}
-    text = text.replace("port = 8081", f"port = {ports['staging']}").replace(
-        "port = 8080", f"port = {ports['production']}"
-    )
-    text = text.replace('analysis = { interval = "10s", bake = "30s", min_requests = 50 }', DEMO_ANALYSIS)
-    text = text.replace(
-        'requires = ["staging"]', "requires = []  # the demo sends 2.0.0 and 3.0.0 straight to production"
-    )
-    text = text.replace(
-        "[services.hello.environments.staging]", f"[services.hello.environments.staging]\n{DEMO_ANALYSIS}"
-    )
-    (folder / "deploy.toml").write_text(text, encoding="utf-8")
-    return folder / "deploy.toml", ports
+def _project(folder: Path, examples: Path = EXAMPLES) -> tuple[Path, dict[str, int]]:
+    """The example project with free ports and analysis timings short enough to watch.
+
+    The example is parsed and changed key by key, never by matching its text, so an edit to the example cannot
+    make an override silently miss: a key the demo needs and does not find stops it, naming the key.
+    """
+    import tomllib
+
+    import tomli_w
+
+    shutil.copytree(examples, folder, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".deploy", "__pycache__"))
+    config = folder / "deploy.toml"
+    data = tomllib.loads(config.read_text(encoding="utf-8"))
+    _require(data, "services", "hello", "versions", "1.0.0")
+    _require(data, "services", "hello", "versions", "2.0.0")
+    _require(data, "services", "hello", "versions", "3.0.0", "env", "ERROR_RATE")  # the bad release the canary catches
+    ports = {}
+    for name in ("staging", "production"):
+        environment = _require(data, "services", "hello", "environments", name)
+        environment["port"] = ports[name] = _free_port()
+        environment["analysis"] = {**environment.get("analysis", {}), **DEMO_ANALYSIS}
+    _require(data, "services", "hello", "environments", "production")["requires"] = []
+    config.write_text(DEMO_HEADER + tomli_w.dumps(data), encoding="utf-8")
+    return config, ports
+
+
+def _require(data: dict[str, Any], *keys: str) -> Any:
+    """The value at ``keys``, or a DemoSetupError naming the first key that is missing."""
+    node: Any = data
+    for depth, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            dotted = ".".join(f'"{part}"' if "." in part else part for part in keys[: depth + 1])
+            raise DemoSetupError(
+                f"examples/deploy.toml has no {dotted}, which the demo needs; restore it from the repository"
+            )
+        node = node[key]
+    return node
 
 
 async def _yes(_context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
@@ -171,8 +201,9 @@ async def _run(config: Path, ports: dict[str, int]) -> None:
 
 def run_demo(keep: bool = False) -> int:
     folder = Path(tempfile.mkdtemp(prefix="deploy-mcp-demo-"))
-    config, ports = _project(folder)
+    config: Path | None = None
     try:
+        config, ports = _project(folder)
         anyio.run(_run, config, ports)
     except Exception as exc:  # the demo reports what went wrong in one line, like every command
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -180,11 +211,11 @@ def run_demo(keep: bool = False) -> int:
         console.print(f"[red]demo stopped: {exc}[/]")
         return 1
     finally:
-        from deploy_mcp.config.loader import load_project
-        from deploy_mcp.targets.local import cli
-
-        project = load_project(config)
         if not keep:
-            console.print(cli.stop(project, "hello"))
+            if config is not None:
+                from deploy_mcp.config.loader import load_project
+                from deploy_mcp.targets.local import cli
+
+                console.print(cli.stop(load_project(config), "hello"))
             shutil.rmtree(folder, ignore_errors=True)
     return 0

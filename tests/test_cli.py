@@ -27,6 +27,7 @@ def test_init_writes_a_starter_that_loads_and_refuses_to_overwrite(tmp_path: Pat
     assert first.returncode == 0, first.stderr
     text = (tmp_path / "deploy.toml").read_text()
     assert "[services.api.environments.production]" in text
+    assert '["{python}", "-m", "http.server"' in text  # deploy-mcp's own interpreter: no bare `python` needed
     again = run("init", cwd=tmp_path)
     assert again.returncode == 2
     assert "already exists" in again.stderr and "--force" in again.stderr
@@ -91,3 +92,40 @@ def test_approve_needs_a_person_at_a_terminal(project_dir: Path) -> None:
     app = App.load(project_dir / "deploy.toml")
     assert app.ledger().find_approval("CHG-1", "web", "production").approved_by == "Ana"
     app.close()
+
+
+def test_history_keeps_every_id_whole_in_an_80_column_terminal(project_dir: Path) -> None:
+    """Every other command takes an id from this table: cut to `deploy-2026-1…` it cannot be pasted."""
+    from rich.console import Console
+
+    from deploy_mcp.core.records import Status
+    from deploy_mcp.server.render import history_table
+
+    app = App.load(project_dir / "deploy.toml")
+    ledger = app.ledger()
+    good = ledger.create(service="web", version="2.0.0", environment="production", strategy="canary")
+    ledger.update(good.id, status=Status.SUCCEEDED)
+    bad = ledger.create(service="web", version="3.0.0", environment="production", strategy="canary")
+    ledger.update(bad.id, status=Status.ROLLED_BACK, reason="error rate 19.8% is above the critical 5.0% at step 5%")
+    back = ledger.create(
+        service="web", version="2.0.0", environment="production", strategy="rolling", rollback_of=bad.id
+    )
+    ledger.update(back.id, status=Status.SUCCEEDED, reason="rolled back automatically by the canary analysis")
+    records = ledger.list(service="web")
+    app.close()
+
+    result = run("history", cwd=project_dir, env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    shown = {80: result.stdout}
+    for width in (50, 100, 160):
+        with open(os.devnull, "w") as devnull:
+            console = Console(width=width, record=True, file=devnull)
+            console.print(history_table(records))
+        shown[width] = console.export_text()
+    for width, text in shown.items():
+        lines = text.splitlines()
+        assert "…" not in text and max(len(line) for line in lines) <= width, f"width {width}: cut\n{text}"
+        for record in (good, bad, back):
+            assert any(record.id in line.split() for line in lines), f"width {width}: {record.id} not whole\n{text}"
+        for word in ("web", "production", "2.0.0", "3.0.0", "rolled_back", "succeeded", "19.8%", f"reverts {bad.id}"):
+            assert word in text, f"width {width}: {word!r} is missing\n{text}"

@@ -25,8 +25,9 @@ allow_recreate_in_production = false                # recreate means downtime
 
 [services.{service}]
 target = "local"                                    # local | kubernetes | ecs
-# The local platform starts each instance with this command; {{port}} is replaced by a free port.
-command = ["python", "-m", "http.server", "{{port}}", "--bind", "127.0.0.1"]
+# The local platform starts each instance with this command: {{port}} is a free port it picks per instance,
+# {{python}} the interpreter running deploy-mcp (so this works where only python3 is installed).
+command = ["{{python}}", "-m", "http.server", "{{port}}", "--bind", "127.0.0.1"]
 replicas = 2
 health = "/"                                        # must answer 2xx when the instance is ready
 smoke = ["/"]                                       # "!/path" means the path must answer 404
