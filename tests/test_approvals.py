@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -200,6 +201,8 @@ analysis = {{ interval = "1s", bake = "1s", min_requests = 1 }}
 """,
         encoding="utf-8",
     )
+    for args in (["init", "-q"], ["add", "deploy.toml"], ["commit", "-qm", "release 1.0.0"], ["tag", "v1.0.0"]):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@e", *args], check=True)
     app = App.load(tmp_path / "deploy.toml")
     try:
         yield app
@@ -218,6 +221,8 @@ def test_a_started_deployment_spends_the_approval_and_the_next_version_is_refuse
     record = start_deployment(hello, "hello", "1.0.0", "production", None, deployed_by="agent", change_id="CHG-7")
     assert record.enterprise is not None and record.enterprise.approved_by == "Ana"
     assert record.enterprise.change_id == "CHG-7"
+    tagged = subprocess.run(["git", "-C", str(hello.project.root), "rev-parse", "v1.0.0^{commit}"], capture_output=True)
+    assert record.changes.commits == [tagged.stdout.decode().strip()]  # the record says what was shipped
     spent = hello.ledger().find_approval("CHG-7", "hello", "production", include_used=True)
     assert spent is not None and spent.used_by == record.id
     assert hello.ledger().find_approval("CHG-7", "hello", "production") is None

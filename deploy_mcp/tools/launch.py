@@ -7,6 +7,7 @@ this process's Runner. Keeping it here, not beside the tool, lets the CLI start 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
@@ -46,10 +47,13 @@ def start_deployment(
     runner = app.runner()
     current = app.serving_version(service, environment)
     plan = build_plan(config, service, version, environment, strategy, current_version=current)
+    commits = release_commits(app.project.root, plan.version)
     claimant = f"starting:{uuid.uuid4().hex}"
     approval = claim_for_deploy(app, service, plan.version, environment, change_id, claimant)
     if approval is None:
-        return runner.start(plan, deployed_by=deployed_by, change_id=change_id, on_progress=on_progress)
+        return runner.start(
+            plan, deployed_by=deployed_by, change_id=change_id, commits=commits, on_progress=on_progress
+        )
     ledger = app.ledger()
     try:
         record = runner.start(
@@ -57,6 +61,7 @@ def start_deployment(
             deployed_by=deployed_by,
             change_id=change_id,
             enterprise=Enterprise(change_id=approval.change_id, approved_by=approval.approved_by),
+            commits=commits,
             on_progress=on_progress,
         )
     except BaseException:
@@ -64,6 +69,15 @@ def start_deployment(
         raise
     ledger.use_approval(approval.id, record.id, replacing=claimant)
     return record
+
+
+def release_commits(root: Path, version: str) -> list[str]:
+    """The commit the version names in git (tag v1.4.0, tag 1.4.0 or the SHA itself), for the record's
+    ``changes.commits``; empty when the project is not in git or no tag names the version: never a guess."""
+    from deploy_mcp.preflight.git import inspect_repository
+
+    found = inspect_repository(root, version).version_commit
+    return [found.commit] if found else []
 
 
 def require_preflight(

@@ -96,6 +96,7 @@ class Runner:
         change_id: str | None = None,
         enterprise: Enterprise | None = None,
         release_notes: str | None = None,
+        commits: list[str] | None = None,
         on_progress: Progress | None = None,
     ) -> DeploymentRecord:
         """Take the lock, write the record, and run ``plan`` in the background; returns the new record.
@@ -157,7 +158,11 @@ class Runner:
                 status=Status.IN_PROGRESS,
                 deployed_by=deployed_by,
                 previous_version=serving,
-                changes=Changes(release_notes=release_notes, migrations=migrations.files if migrations else []),
+                changes=Changes(
+                    commits=list(commits or []),
+                    release_notes=release_notes,
+                    migrations=migrations.files if migrations else [],
+                ),
                 enterprise=enterprise,
                 roll_forward_only=migrations.roll_forward_only if migrations else declared,
                 steps=record_steps(plan.steps, plan.version),
