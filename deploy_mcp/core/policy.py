@@ -121,14 +121,17 @@ def evaluate(
     approval: Approval | None = None,
     change_id: str | None = None,
     rollback_tested: bool = False,
+    approval_problem: str | None = None,
 ) -> PolicyDecision:
     """Apply the policy of deploy.toml to one action.
 
     ``strategy`` is the one the plan will use (None: the environment's configured one). ``succeeded_in`` names
     the environments where ``version`` of ``service`` succeeded; ``approval`` is what the ledger holds for
     ``change_id``, ``service`` and ``environment`` (None when nothing valid was found); ``rollback_tested`` says
-    a rollback of this service succeeded outside production at least once. Unknown services or environments
-    raise PlanError with the names that exist.
+    a rollback of this service succeeded outside production at least once; ``approval_problem`` says why the
+    ledger's approval of ``change_id`` does not count when it knows (spent, for another version, a deployment id
+    given as the change), in place of the generic "no valid approval". Unknown services or environments raise
+    PlanError with the names that exist.
     """
     if action not in ACTIONS:
         raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
@@ -205,7 +208,7 @@ def evaluate(
         window_text = _window_check(check, policy.deploy_windows, action, now, environment)
 
     if enterprise and action == "deploy":
-        _approval_check(check, service, environment, change_id, approval, now)
+        _approval_check(check, service, environment, change_id, approval, now, approval_problem)
         staging = env.requires or [name for name in svc.environments if not config.is_production(service, name)]
         where = " or ".join(staging) if staging else "a non-production environment"
         check(
@@ -274,7 +277,13 @@ def approve_command(change_id: str, service: str, environment: str) -> str:
 
 
 def _approval_check(
-    check: _CheckFn, service: str, environment: str, change_id: str | None, approval: Approval | None, now: datetime
+    check: _CheckFn,
+    service: str,
+    environment: str,
+    change_id: str | None,
+    approval: Approval | None,
+    now: datetime,
+    problem: str | None,
 ) -> None:
     if not change_id:
         check(
@@ -299,6 +308,9 @@ def _approval_check(
             True,
             f"Change {change_id} was approved by {approval.approved_by} at {_utc(approval.approved_at)}{until}.",
         )
+        return
+    if problem:
+        check("change-approval", False, problem)
         return
     check(
         "change-approval",

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import Mode, StrategyName
-from deploy_mcp.core.policy import Action, PolicyCheck, PolicyDecision, approve_command, evaluate
+from deploy_mcp.core.policy import Action, PolicyDecision, approve_command, evaluate
 from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.errors import UserError
@@ -113,7 +113,10 @@ def check_policy(
             # non-production one.
             others = [name for name in config.services[service].environments if not config.is_production(service, name)]
             rollback_tested = any(_rolled_back(ledger, service, name) for name in env.requires or others)
-    decision = evaluate(
+    problem = None
+    if action == "deploy" and change_id and version and approval is None:
+        problem = _why_no_approval(ledger, change_id, service, environment, version)
+    return evaluate(
         config,
         action=action,
         service=service,
@@ -125,10 +128,8 @@ def check_policy(
         approval=approval,
         change_id=change_id,
         rollback_tested=rollback_tested,
+        approval_problem=problem,
     )
-    if action == "deploy" and change_id and version and approval is None:
-        decision = _explain_missing_approval(decision, ledger, change_id, version)
-    return decision
 
 
 def claim_for_deploy(
@@ -190,31 +191,14 @@ def _not_failed(record: DeploymentRecord) -> bool:
 # -- why an approval does not count ------------------------------------------------------------------------------
 
 
-def _explain_missing_approval(
-    decision: PolicyDecision, ledger: Ledger | None, change_id: str, version: str
-) -> PolicyDecision:
-    """Replace the policy's generic "no valid approval" with what is actually wrong (a deployment id given as
-    the change, the approval spent by an earlier deployment, or given for another version) and the command that
-    fixes it, so the person is not told to approve something they believe they already approved."""
+def _why_no_approval(ledger: Ledger | None, change_id: str, service: str, environment: str, version: str) -> str | None:
+    """What is actually wrong when no approval counts (a deployment id given as the change, the approval spent by an
+    earlier deployment, or given for another version) and the command that fixes it, so the person is not told to
+    approve something they believe they already approved; None when nothing was ever approved."""
     if parse_id(change_id):
-        problem: str | None = _deployment_id_as_change(change_id, decision.service, decision.environment)
-    else:
-        found = (
-            ledger.find_approval(change_id, decision.service, decision.environment, include_used=True)
-            if ledger is not None
-            else None
-        )
-        problem = _approval_problem(found, change_id, decision.service, decision.environment, version)
-    if problem is None:
-        return decision
-    checks = [
-        PolicyCheck(name=check.name, passed=False, blocking=check.blocking, detail=problem)
-        if check.name == "change-approval" and not check.passed
-        else check
-        for check in decision.checks
-    ]
-    refusal = problem if decision.refused_by == "change-approval" else decision.refusal
-    return decision.model_copy(update={"checks": checks, "refusal": refusal})
+        return _deployment_id_as_change(change_id, service, environment)
+    found = ledger.find_approval(change_id, service, environment, include_used=True) if ledger is not None else None
+    return _approval_problem(found, change_id, service, environment, version)
 
 
 def _approval_problem(
