@@ -4,6 +4,7 @@ only what shows a release and a rollback really worked: on a real ledger, and on
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -23,9 +24,11 @@ from deploy_mcp.core.policy import PolicyDecision
 from deploy_mcp.core.records import Status, Validation
 from deploy_mcp.errors import UserError
 from deploy_mcp.preflight import run_preflight
+from deploy_mcp.server import terminal
 from deploy_mcp.targets.local import cli as local_cli
 from deploy_mcp.tools.approvals import approve, check_policy, claim_for_deploy
 from deploy_mcp.tools.launch import start_deployment
+from deploy_mcp.tools.subjects import deploy_subject
 
 ENTERPRISE = """
 mode = "brownfield-enterprise"
@@ -231,3 +234,10 @@ def test_a_started_deployment_spends_the_approval_and_the_next_version_is_refuse
     with pytest.raises(UserError, match=f"spent by deployment {record.id}.*--version 2.0.0"):
         start_deployment(hello, "hello", "2.0.0", "production", None, deployed_by="agent", change_id="CHG-7")
     assert [r.id for r in hello.ledger().list(service="hello")] == [record.id]  # nothing else started
+
+    # Asked before anything starts, from a shell with no terminal: the person is told why, not to approve again
+    # something they believe they approved.
+    subject = deploy_subject(hello, "hello", "2.0.0", "production", None, "CHG-7")
+    assert subject.approval is None and f"spent by deployment {record.id}" in (subject.approval_problem or "")
+    with pytest.raises(UserError, match=f"spent by deployment {record.id}.*--version 2.0.0"):
+        terminal.consent(subject, stdin=io.StringIO(""), prompt=io.StringIO())

@@ -115,7 +115,7 @@ def check_policy(
             rollback_tested = any(_rolled_back(ledger, service, name) for name in env.requires or others)
     problem = None
     if action == "deploy" and change_id and version and approval is None:
-        problem = _why_no_approval(ledger, change_id, service, environment, version)
+        problem = why_no_approval(ledger, change_id, service, environment, version)
     return evaluate(
         config,
         action=action,
@@ -191,7 +191,7 @@ def _not_failed(record: DeploymentRecord) -> bool:
 # -- why an approval does not count ------------------------------------------------------------------------------
 
 
-def _why_no_approval(ledger: Ledger | None, change_id: str, service: str, environment: str, version: str) -> str | None:
+def why_no_approval(ledger: Ledger | None, change_id: str, service: str, environment: str, version: str) -> str | None:
     """What is actually wrong when no approval counts (a deployment id given as the change, the approval spent by an
     earlier deployment, or given for another version) and the command that fixes it, so the person is not told to
     approve something they believe they already approved; None when nothing was ever approved."""

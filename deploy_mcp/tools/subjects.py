@@ -17,7 +17,7 @@ from deploy_mcp.core.policy import Action, PolicyDecision
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval, Ledger
-from deploy_mcp.tools.approvals import check_policy
+from deploy_mcp.tools.approvals import check_policy, why_no_approval
 
 __all__ = ["Subject", "deploy_subject", "deployment_subject", "rollback_subject"]
 
@@ -40,6 +40,7 @@ class Subject(BaseModel):
     decision: PolicyDecision
     approval_key: str | None = None
     approval: Approval | None = None
+    approval_problem: str | None = None  # why the approval of the change given does not count, when the ledger knows
     retry: str
 
     @property
@@ -82,6 +83,9 @@ def deploy_subject(
         decision=decision,
         approval_key=change_id,
         approval=approval,
+        approval_problem=why_no_approval(ledger, change_id, service, environment, version)
+        if change_id and approval is None
+        else None,
         retry=f'call deploy again with change_id="{change_id or "CHANGE-ID"}"',
     )
 
