@@ -2,8 +2,8 @@
 
 A plan is data, not behaviour: the same plan is shown to the agent by ``plan_deployment`` and executed by the
 runner, so what the agent approved is what runs. Steps use a small action vocabulary with typed parameters, so a
-target driver never parses prose. Gates describe what policy demands before or during the rollout; enforcing
-them is the policy module's job, but the plan must state every one of them, so nothing is a surprise at run time.
+target driver never parses prose. The gates come from the policy module (`policy.requirements`), which also
+enforces them at call time: the plan states every one of them, so nothing is a surprise when the tool is called.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from deploy_mcp.config.schema import (
     Thresholds,
     Tier,
 )
+from deploy_mcp.core.policy import ENTERPRISE_MONITORING_SECONDS, Gate, GateKind, requirements
 from deploy_mcp.core.recommend import PlanError, Recommendation, lookup, parse_strategy, recommend_strategy
+from deploy_mcp.core.target import START_ALLOWANCE_SECONDS
+from deploy_mcp.core.units import human_duration, milliseconds, percent
 
 __all__ = [
     "START_ALLOWANCE_SECONDS",
@@ -44,11 +47,7 @@ __all__ = [
 
 Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
 ChosenBy = Literal["requested", "configured", "recommended"]
-GateKind = Literal["refusal", "confirmation", "prerequisite", "approval", "window", "downtime", "advice"]
 
-START_ALLOWANCE_SECONDS = 30.0
-"""Time allowed for instances to start and pass their health check (the skill's minReadySeconds); deploy.toml
-has no per-service start time, so this is also the honest downtime estimate for recreate."""
 
 _RISK = {
     StrategyName.BLUE_GREEN: 0,
@@ -59,9 +58,6 @@ _RISK = {
 }
 """The skill's risk column (very low / low / high): choosing a riskier strategy than recommended is worth a
 warning, choosing a safer one is not."""
-
-ENTERPRISE_MONITORING_SECONDS = 4 * 3600.0
-"""The enterprise mode's post-deploy monitoring period when the policy does not set one."""
 
 
 class _Model(BaseModel):
@@ -85,20 +81,6 @@ class PlanStep(_Model):
     seconds: float | None = None
     interval: float | None = None
     percentage: int | None = None
-
-
-class Gate(_Model):
-    """A condition policy puts on this deployment.
-
-    Kinds: refusal (cannot pass under this configuration), confirmation (a human says yes), prerequisite
-    (something must have happened first), approval (an approved change), window (only at scheduled times),
-    downtime (the user accepts an outage), advice (a practice to follow; never blocks).
-    """
-
-    name: str
-    kind: GateKind
-    description: str
-    blocking: bool
 
 
 class Plan(_Model):
@@ -212,7 +194,9 @@ def build_plan(
         recommendation=recommendation,
         replicas=ctx.replicas,
         steps=steps.items,
-        gates=_gates(ctx, chosen, downtime),
+        gates=requirements(
+            config, service, environment, chosen, version=version, current=current_version, downtime=downtime
+        ),
         checks=_checks(ctx, chosen),
         thresholds=config.thresholds_for(service, environment),
         analysis=env.analysis,
@@ -494,127 +478,6 @@ def _estimate(steps: list[PlanStep]) -> float:
     return total
 
 
-def _gates(ctx: _Context, strategy: StrategyName, downtime: float) -> list[Gate]:
-    config, policy, env_name = ctx.config, ctx.config.policy, ctx.environment
-    gates: list[Gate] = []
-
-    def gate(name: str, kind: GateKind, description: str, blocking: bool = True) -> None:
-        gates.append(Gate(name=name, kind=kind, description=description, blocking=blocking))
-
-    if policy.read_only:
-        gate(
-            "read-only",
-            "refusal",
-            "The policy is read-only (policy.read_only = true): this plan can be shown but not deployed.",
-        )
-    allowed = policy.allowed_environments
-    if allowed is not None and env_name not in allowed:
-        gate(
-            "environment-allowlist",
-            "refusal",
-            f"Environment {env_name!r} is not in policy.allowed_environments "
-            f"({', '.join(allowed) or 'empty'}); add it there to deploy to it.",
-        )
-    if ctx.production and policy.require_confirmation:
-        gate(
-            "production-confirmation",
-            "confirmation",
-            f"{env_name!r} is a production environment: the user confirms this deployment when asked. If the "
-            "client cannot ask, a human approves it out of band (deploy-mcp approve); the model cannot approve "
-            "for itself.",
-        )
-    for needed in ctx.env.requires:
-        gate(
-            f"requires-{needed}",
-            "prerequisite",
-            f"{ctx.service} {ctx.version} must have succeeded in {needed} before it goes to {env_name}.",
-        )
-    if strategy == StrategyName.RECREATE and ctx.production:
-        if policy.allow_recreate_in_production:
-            gate(
-                "recreate-downtime",
-                "downtime",
-                f"Recreate stops {ctx.old or 'the running version'} before {ctx.version} starts: expect about "
-                f"{human_duration(downtime)} with no service in production. The user must accept this outage.",
-            )
-        else:
-            gate(
-                "recreate-in-production",
-                "refusal",
-                "Recreate is refused in production because it takes the service down; choose rolling, canary or "
-                "blue-green, or set policy.allow_recreate_in_production = true to accept the downtime.",
-            )
-    if config.mode == Mode.BROWNFIELD_ENTERPRISE and ctx.production:
-        _enterprise_gates(ctx, gate)
-    if config.mode == Mode.BROWNFIELD_POLISH:
-        flag = ctx.svc.flag
-        where = (
-            f"flag {flag.name!r} is configured for this"
-            if flag
-            else f"no flag is configured yet (add [services.{ctx.service}.flag])"
-        )
-        gate(
-            "flags-for-new-features",
-            "advice",
-            f"brownfield-polish mode: ship new features behind a feature flag; {where}.",
-            blocking=False,
-        )
-        gate(
-            "no-breaking-api-changes",
-            "advice",
-            "brownfield-polish mode: existing API contracts must not break; the smoke checks should cover "
-            "existing functionality, not only the new feature.",
-            blocking=False,
-        )
-    if strategy == StrategyName.FEATURE_FLAG and ctx.svc.flag:
-        gate(
-            "flag-cleanup",
-            "advice",
-            f"Once flag {ctx.svc.flag.name!r} is at 100% and stable, remove it from the code within 2 sprints.",
-            blocking=False,
-        )
-    return gates
-
-
-def _enterprise_gates(ctx: _Context, gate: Callable[[str, GateKind, str], None]) -> None:
-    """Change approval, a scheduled window, on-call, and a rollback proven in staging (the skill's list)."""
-    policy = ctx.config.policy
-    gate(
-        "change-approval",
-        "approval",
-        "brownfield-enterprise mode: an approved change is required before deploying to production; its change "
-        "id and approver are written to the deployment record.",
-    )
-    if policy.deploy_windows:
-        windows = "; ".join(
-            f"{', '.join(window.days)} {window.start}-{window.end} UTC" for window in policy.deploy_windows
-        )
-        gate("deploy-window", "window", f"Production deploys only inside a scheduled window: {windows}.")
-    else:
-        gate(
-            "deploy-window",
-            "window",
-            "brownfield-enterprise mode deploys only inside a scheduled window, and none is configured; add "
-            "[[policy.deploy_windows]] (days, start, end in UTC) to deploy.toml.",
-        )
-    outside = [name for name in ctx.svc.environments if not ctx.config.is_production(ctx.service, name)]
-    staging = ctx.env.requires or outside
-    where = " or ".join(staging) if staging else "a non-production environment"
-    gate(
-        "rollback-tested",
-        "prerequisite",
-        f"The rollback of {ctx.version} must have been tested in {where} before it goes to production.",
-    )
-    on_call = policy.on_call or "on-call (set policy.on_call to name them)"
-    period = policy.monitoring_period or ENTERPRISE_MONITORING_SECONDS
-    gate(
-        "on-call",
-        "confirmation",
-        f"{on_call} is available during the deployment and the {human_duration(period)} monitoring period after it; "
-        f"escalation: {' -> '.join(policy.escalation_path)}.",
-    )
-
-
 def _checks(ctx: _Context, strategy: StrategyName) -> list[str]:
     thresholds = ctx.config.thresholds_for(ctx.service, ctx.environment)
     analysis = ctx.analysis
@@ -624,10 +487,10 @@ def _checks(ctx: _Context, strategy: StrategyName) -> list[str]:
             checks.append(f"smoke: GET {path[1:]} answers 404")
         else:
             checks.append(f"smoke: GET {path} answers 200")
-    checks.append(_tier("error rate", thresholds.error_rate, _percent))
-    checks.append(_tier("latency p95", thresholds.latency_p95_ms, _ms))
+    checks.append(_tier("error rate", thresholds.error_rate, percent))
+    checks.append(_tier("latency p95", thresholds.latency_p95_ms, milliseconds))
     if thresholds.latency_p99_ms is not None:
-        checks.append(_tier("latency p99", thresholds.latency_p99_ms, _ms))
+        checks.append(_tier("latency p99", thresholds.latency_p99_ms, milliseconds))
     checks.append(
         f"each analysis lasts {human_duration(analysis.bake)}, measures every {human_duration(analysis.interval)} "
         f"and needs at least {analysis.min_requests} requests to {ctx.version}; no data is not a pass"
@@ -758,21 +621,5 @@ def _tier(name: str, tier: Tier, show: Callable[[float], str]) -> str:
     )
 
 
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
-
-
-def _ms(value: float) -> str:
-    return f"{value:g} ms"
-
-
 def _count(replicas: int) -> str:
     return f"{replicas} instance" + ("" if replicas == 1 else "s")
-
-
-def human_duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"

@@ -13,23 +13,29 @@ acts, so the messages name the key in deploy.toml or the terminal command, and s
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from deploy_mcp.config.schema import DeployConfig, DeployWindow, Mode, StrategyName
-from deploy_mcp.core.plans import ENTERPRISE_MONITORING_SECONDS, START_ALLOWANCE_SECONDS
+from deploy_mcp.config.schema import DeployConfig, DeployWindow, Environment, Mode, Service, StrategyName
 from deploy_mcp.core.recommend import lookup
+from deploy_mcp.core.target import START_ALLOWANCE_SECONDS
+from deploy_mcp.core.units import human_duration
+from deploy_mcp.core.windows import describe_window, next_window_opening, open_window, span_text, utc_text
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval
 
 __all__ = [
     "ACTIONS",
     "CONFIRMED_ACTIONS",
+    "ENTERPRISE_MONITORING_SECONDS",
     "WINDOWED_ACTIONS",
     "Action",
+    "Gate",
+    "GateKind",
     "PolicyCheck",
     "PolicyDecision",
     "PolicyRefusal",
@@ -38,6 +44,7 @@ __all__ = [
     "evaluate",
     "next_window_opening",
     "open_window",
+    "requirements",
 ]
 
 Action = Literal["deploy", "rollback", "promote", "abort", "resume", "pause"]
@@ -51,7 +58,8 @@ users see; asking first would only slow down the safe direction."""
 WINDOWED_ACTIONS: frozenset[Action] = frozenset({"deploy", "promote", "resume"})
 """Actions that move a release forward, and so wait for a deploy window; rollback, abort and pause never wait."""
 
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ENTERPRISE_MONITORING_SECONDS = 4 * 3600.0
+"""The enterprise mode's post-deploy monitoring period when the policy does not set one."""
 
 
 class _CheckFn(Protocol):
@@ -271,6 +279,180 @@ def evaluate(
     )
 
 
+# -- what the policy will demand, said before a deployment starts --------------------------------------------------
+
+
+GateKind = Literal["refusal", "confirmation", "prerequisite", "approval", "window", "downtime", "advice"]
+
+
+class Gate(BaseModel):
+    """A condition policy puts on this deployment.
+
+    Kinds: refusal (cannot pass under this configuration), confirmation (a human says yes), prerequisite
+    (something must have happened first), approval (an approved change), window (only at scheduled times),
+    downtime (the user accepts an outage), advice (a practice to follow; never blocks).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: GateKind
+    description: str
+    blocking: bool
+
+
+@dataclass(frozen=True)
+class _Demand:
+    """What the demands of one deployment depend on."""
+
+    config: DeployConfig
+    service: str
+    svc: Service
+    env: Environment
+    environment: str
+    version: str
+    old: str | None
+    production: bool
+
+
+def requirements(
+    config: DeployConfig,
+    service: str,
+    environment: str,
+    strategy: StrategyName,
+    *,
+    version: str,
+    current: str | None,
+    downtime: float,
+) -> list[Gate]:
+    """What the policy will demand of this deployment, said before it starts: the plan's gates.
+
+    The same rules `evaluate` judges at call time, in the future tense and without the ledger's facts, so a plan
+    shows every condition and nothing is a surprise when the tool is called; a test holds the two to one set of
+    names. ``downtime`` is the plan's expected outage (recreate only).
+    """
+    svc, env = lookup(config, service, environment)
+    ctx = _Demand(config, service, svc, env, environment, version, current, config.is_production(service, environment))
+    policy, env_name = config.policy, environment
+    gates: list[Gate] = []
+
+    def gate(name: str, kind: GateKind, description: str, blocking: bool = True) -> None:
+        gates.append(Gate(name=name, kind=kind, description=description, blocking=blocking))
+
+    if policy.read_only:
+        gate(
+            "read-only",
+            "refusal",
+            "The policy is read-only (policy.read_only = true): this plan can be shown but not deployed.",
+        )
+    allowed = policy.allowed_environments
+    if allowed is not None and env_name not in allowed:
+        gate(
+            "environment-allowlist",
+            "refusal",
+            f"Environment {env_name!r} is not in policy.allowed_environments "
+            f"({', '.join(allowed) or 'empty'}); add it there to deploy to it.",
+        )
+    if ctx.production and policy.require_confirmation:
+        gate(
+            "production-confirmation",
+            "confirmation",
+            f"{env_name!r} is a production environment: the user confirms this deployment when asked. If the "
+            "client cannot ask, a human approves it out of band (deploy-mcp approve); the model cannot approve "
+            "for itself.",
+        )
+    for needed in ctx.env.requires:
+        gate(
+            f"requires-{needed}",
+            "prerequisite",
+            f"{ctx.service} {ctx.version} must have succeeded in {needed} before it goes to {env_name}.",
+        )
+    if strategy == StrategyName.RECREATE and ctx.production:
+        if policy.allow_recreate_in_production:
+            gate(
+                "recreate-downtime",
+                "downtime",
+                f"Recreate stops {ctx.old or 'the running version'} before {ctx.version} starts: expect about "
+                f"{human_duration(downtime)} with no service in production. The user must accept this outage.",
+            )
+        else:
+            gate(
+                "recreate-in-production",
+                "refusal",
+                "Recreate is refused in production because it takes the service down; choose rolling, canary or "
+                "blue-green, or set policy.allow_recreate_in_production = true to accept the downtime.",
+            )
+    if config.mode == Mode.BROWNFIELD_ENTERPRISE and ctx.production:
+        _enterprise_gates(ctx, gate)
+    if config.mode == Mode.BROWNFIELD_POLISH:
+        flag = ctx.svc.flag
+        where = (
+            f"flag {flag.name!r} is configured for this"
+            if flag
+            else f"no flag is configured yet (add [services.{ctx.service}.flag])"
+        )
+        gate(
+            "flags-for-new-features",
+            "advice",
+            f"brownfield-polish mode: ship new features behind a feature flag; {where}.",
+            blocking=False,
+        )
+        gate(
+            "no-breaking-api-changes",
+            "advice",
+            "brownfield-polish mode: existing API contracts must not break; the smoke checks should cover "
+            "existing functionality, not only the new feature.",
+            blocking=False,
+        )
+    if strategy == StrategyName.FEATURE_FLAG and ctx.svc.flag:
+        gate(
+            "flag-cleanup",
+            "advice",
+            f"Once flag {ctx.svc.flag.name!r} is at 100% and stable, remove it from the code within 2 sprints.",
+            blocking=False,
+        )
+    return gates
+
+
+def _enterprise_gates(ctx: _Demand, gate: Callable[[str, GateKind, str], None]) -> None:
+    """Change approval, a scheduled window, on-call, and a rollback proven in staging (the skill's list)."""
+    policy = ctx.config.policy
+    gate(
+        "change-approval",
+        "approval",
+        "brownfield-enterprise mode: an approved change is required before deploying to production; its change "
+        "id and approver are written to the deployment record.",
+    )
+    if policy.deploy_windows:
+        windows = "; ".join(
+            f"{', '.join(window.days)} {window.start}-{window.end} UTC" for window in policy.deploy_windows
+        )
+        gate("deploy-window", "window", f"Production deploys only inside a scheduled window: {windows}.")
+    else:
+        gate(
+            "deploy-window",
+            "window",
+            "brownfield-enterprise mode deploys only inside a scheduled window, and none is configured; add "
+            "[[policy.deploy_windows]] (days, start, end in UTC) to deploy.toml.",
+        )
+    outside = [name for name in ctx.svc.environments if not ctx.config.is_production(ctx.service, name)]
+    staging = ctx.env.requires or outside
+    where = " or ".join(staging) if staging else "a non-production environment"
+    gate(
+        "rollback-tested",
+        "prerequisite",
+        f"The rollback of {ctx.version} must have been tested in {where} before it goes to production.",
+    )
+    on_call = policy.on_call or "on-call (set policy.on_call to name them)"
+    period = policy.monitoring_period or ENTERPRISE_MONITORING_SECONDS
+    gate(
+        "on-call",
+        "confirmation",
+        f"{on_call} is available during the deployment and the {human_duration(period)} monitoring period after it; "
+        f"escalation: {' -> '.join(policy.escalation_path)}.",
+    )
+
+
 def approve_command(change_id: str, service: str, environment: str) -> str:
     """The terminal command a person runs to approve a change; shown in refusals, never run by us."""
     return f"deploy-mcp approve {change_id} --service {service} --environment {environment} --approved-by YOUR-NAME"
@@ -302,11 +484,11 @@ def _approval_check(
         and approval.valid_at(now)
     )
     if approval is not None and matches:
-        until = f", valid until {_utc(approval.expires_at)}" if approval.expires_at else ""
+        until = f", valid until {utc_text(approval.expires_at)}" if approval.expires_at else ""
         check(
             "change-approval",
             True,
-            f"Change {change_id} was approved by {approval.approved_by} at {_utc(approval.approved_at)}{until}.",
+            f"Change {change_id} was approved by {approval.approved_by} at {utc_text(approval.approved_at)}{until}.",
         )
         return
     if problem:
@@ -343,90 +525,29 @@ def _window_check(
         check(
             "deploy-window",
             True,
-            f"{_utc(now)} is inside the deploy window {describe_window(window)}, which closes at {_utc(closes)}; "
-            "a rollout still running then should be paused or rolled back, never left half done.",
+            f"{utc_text(now)} is inside the deploy window {describe_window(window)}, which closes at "
+            f"{utc_text(closes)}; a rollout still running then should be paused or rolled back, never left half done.",
         )
         return describe_window(window)
     if action not in WINDOWED_ACTIONS:
         check(
             "deploy-window",
             True,
-            f"{_utc(now)} is outside the deploy windows ({listed}), but {action} is allowed at any time: an "
+            f"{utc_text(now)} is outside the deploy windows ({listed}), but {action} is allowed at any time: an "
             "emergency cannot wait for the next window.",
         )
         return None
     opening = next_window_opening(windows, now)
     when = (
-        f"The next window opens {_utc(opening)} (in {_span(opening - now)}); {action} then."
+        f"The next window opens {utc_text(opening)} (in {span_text(opening - now)}); {action} then."
         if opening
         else "No window ever opens (a window lists no days)."
     )
     check(
         "deploy-window",
         False,
-        f"{_utc(now)} is outside the deploy windows in policy.deploy_windows ({listed}), so {action} in "
+        f"{utc_text(now)} is outside the deploy windows in policy.deploy_windows ({listed}), so {action} in "
         f"{environment} is refused. {when} Changing the windows in deploy.toml is a person's decision. Rollback "
         "and abort stay allowed at any time.",
     )
     return None
-
-
-def describe_window(window: DeployWindow) -> str:
-    return f"{', '.join(window.days)} {window.start}-{window.end} UTC"
-
-
-def open_window(windows: list[DeployWindow], now: datetime) -> tuple[DeployWindow, datetime] | None:
-    """The window ``now`` falls in and when it closes, or None.
-
-    A window belongs to the day it opens: fri 22:00-02:00 runs from Friday 22:00 to Saturday 02:00, and
-    start == end means 24 hours. So yesterday's openings are searched too.
-    """
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    for window in windows:
-        for opens, closes in _occurrences(window, now.astimezone(UTC).date(), range(-1, 1)):
-            if opens <= now < closes:
-                return window, closes
-    return None
-
-
-def next_window_opening(windows: list[DeployWindow], now: datetime) -> datetime | None:
-    """The first opening after ``now`` across all windows within a week, or None when no window has a day."""
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
-    openings = [
-        opens
-        for window in windows
-        for opens, _ in _occurrences(window, now.astimezone(UTC).date(), range(0, 8))
-        if opens > now
-    ]
-    return min(openings, default=None)
-
-
-def _occurrences(window: DeployWindow, today: date, offsets: range) -> list[tuple[datetime, datetime]]:
-    start, end = _clock(window.start), _clock(window.end)
-    length = (end - start) % timedelta(days=1) or timedelta(days=1)
-    found = []
-    for offset in offsets:
-        day = today + timedelta(days=offset)
-        if _DAYS[day.weekday()] in window.days:
-            opens = datetime.combine(day, time(), tzinfo=UTC) + start
-            found.append((opens, opens + length))
-    return found
-
-
-def _clock(text: str) -> timedelta:
-    hours, minutes = text.split(":")
-    return timedelta(hours=int(hours), minutes=int(minutes))
-
-
-def _utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%a %Y-%m-%d %H:%M UTC")
-
-
-def _span(delta: timedelta) -> str:
-    minutes = max(1, math.ceil(delta.total_seconds() / 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    parts = [f"{days} d"] if days else []
-    parts += [f"{hours} h"] if hours else []
-    parts += [f"{minutes} min"] if minutes else []
-    return " ".join(parts)

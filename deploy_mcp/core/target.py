@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from deploy_mcp.config.schema import Service
 
 
+START_ALLOWANCE_SECONDS = 30.0
+"""Time allowed for instances to start and pass their health check (the skill's minReadySeconds); deploy.toml
+has no per-service start time, so this is also the honest downtime estimate for recreate."""
+
+
 class ErrorCode(StrEnum):
     """Why a target refused or failed, for code that must react differently to each."""
 

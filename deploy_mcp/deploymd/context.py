@@ -15,7 +15,9 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from deploy_mcp.config.schema import DeployConfig, Mode, Service, StrategyName, TargetKind, Thresholds, Tier
-from deploy_mcp.core.plans import ENTERPRISE_MONITORING_SECONDS, Gate, PlanStep, build_plan
+from deploy_mcp.core.plans import PlanStep, build_plan
+from deploy_mcp.core.policy import ENTERPRISE_MONITORING_SECONDS, Gate
+from deploy_mcp.core.units import human_duration, percent
 from deploy_mcp.deploymd.scan import ProjectFiles
 
 if TYPE_CHECKING:
@@ -423,18 +425,6 @@ def _change_record(config: DeployConfig, period: float | None) -> str:
         "escalation_path": list(policy.escalation_path),
     }
     return json.dumps(record, indent=2)
-
-
-def human_duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
-
-
-def percent(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
 
 
 def tier_text(tier: Tier, unit: str) -> tuple[str, str]:

@@ -15,6 +15,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from deploy_mcp.core.units import percent
 from deploy_mcp.errors import UserError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "deploy_md"
@@ -53,7 +54,7 @@ def _environment() -> Any:
     environment.filters.update(
         sh=_shell,
         json=json.dumps,
-        percent=lambda fraction: f"{fraction * 100:g}%",
+        percent=percent,
         num=lambda value: f"{value:g}",
         cell=lambda text: str(text).replace("|", "\\|"),
         image=image_reference,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy_mcp.config.schema import Thresholds
+from deploy_mcp.core.units import percent
 from deploy_mcp.monitoring.queries import Queries, duration
 
 RULES_TEMPLATE = "alert-rules.yml.j2"
@@ -55,10 +56,6 @@ class RuleSettings:
     min_requests: int = 50
 
 
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:g}%"
-
-
 def _seconds(ms: float) -> str:
     return f"{ms / 1000:g}"
 
@@ -83,18 +80,18 @@ def alert_rules(service: str, environment: str, thresholds: Thresholds, settings
             expr=gated(f"{q.error_ratio(ALERT_WINDOW)}\n  > {errors.critical:g}"),
             for_="2m",
             severity="critical",
-            summary=f"{name}: more than {_percent(errors.critical)} of requests fail",
+            summary=f"{name}: more than {percent(errors.critical)} of requests fail",
             description="The 5xx share over 5 minutes is {{ $value | humanizePercentage }}, above the critical "
-            f"{_percent(errors.critical)}. Roll back if a deploy is in progress: {rollback_call}.",
+            f"{percent(errors.critical)}. Roll back if a deploy is in progress: {rollback_call}.",
         ),
         AlertRule(
             alert="HighErrorRate",
             expr=gated(f"{q.error_ratio(ALERT_WINDOW)}\n  > {errors.warn:g}"),
             for_="5m",
             severity="warning",
-            summary=f"{name}: more than {_percent(errors.warn)} of requests fail",
+            summary=f"{name}: more than {percent(errors.warn)} of requests fail",
             description="The 5xx share over 5 minutes is {{ $value | humanizePercentage }}, above the warn level "
-            f"{_percent(errors.warn)}. Investigate (logs, the failing endpoints) and decide within 5 minutes.",
+            f"{percent(errors.warn)}. Investigate (logs, the failing endpoints) and decide within 5 minutes.",
         ),
         AlertRule(
             alert="HighLatency",
@@ -151,7 +148,7 @@ def alert_rules(service: str, environment: str, thresholds: Thresholds, settings
             ),
             for_="2m",
             severity="critical",
-            summary=f"{name}: error rate above {_percent(errors.critical)} within an hour of a deployment",
+            summary=f"{name}: error rate above {percent(errors.critical)} within an hour of a deployment",
             description=f"Automation: call {rollback_call} (deploy-mcp goes back to the last version that "
             "passed validation, and refuses after an irreversible migration: then fix forward). "
             "Error rate {{ $value | humanizePercentage }}.",

@@ -12,9 +12,10 @@ from pydantic import BaseModel, ConfigDict
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
-from deploy_mcp.core.plans import Plan, build_plan, human_duration
+from deploy_mcp.core.plans import Plan, build_plan
 from deploy_mcp.core.policy import Action, PolicyDecision
 from deploy_mcp.core.records import DeploymentRecord, Status
+from deploy_mcp.core.units import human_duration
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval, Ledger
 from deploy_mcp.tools.approvals import check_policy, why_no_approval
