@@ -153,6 +153,7 @@ async def test_capabilities_say_what_this_session_may_do(project_dir: Path) -> N
     assert caps["mode"] == "greenfield"
     assert caps["services"] == {"web": ["staging", "production"]}
     assert caps["read_only"] is False
+    assert caps["production"] == {"web": ["production"]}  # what needs the user's confirmation, per service
 
 
 async def test_deployment_resource_by_id(project_dir: Path) -> None:

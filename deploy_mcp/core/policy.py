@@ -441,7 +441,8 @@ def _enterprise_gates(ctx: _Demand, gate: Callable[[str, GateKind, str], None]) 
     gate(
         "rollback-tested",
         "prerequisite",
-        f"The rollback of {ctx.version} must have been tested in {where} before it goes to production.",
+        f"A rollback of {ctx.service} must have succeeded in {where} before {ctx.version} goes to production: the "
+        "procedure is rehearsed.",
     )
     on_call = policy.on_call or "on-call (set policy.on_call to name them)"
     period = policy.monitoring_period or ENTERPRISE_MONITORING_SECONDS

@@ -331,7 +331,8 @@ def _rollback_text(strategy: StrategyName) -> str:
             if strategy in (StrategyName.BLUE_GREEN, StrategyName.FEATURE_FLAG)
             else ""
         )
-        + " aborts it instead, which is the undo above."
+        + " from the process driving it aborts it instead, which is the undo above; from any other process it is"
+        " refused until the rollout is aborted."
     )
     if strategy == StrategyName.FEATURE_FLAG:
         text += " A rollback leaves the flag as it is: turn it off first if the feature is the problem."

@@ -139,7 +139,12 @@ def _add_deployment_commands(commands: argparse._SubParsersAction) -> None:
     )
     validate.add_argument("service", metavar="SERVICE")
     validate.add_argument("--environment", required=True)
-    validate.add_argument("--deployment", metavar="ID", help="the deployment to judge (default: the latest there)")
+    validate.add_argument(
+        "--deployment",
+        metavar="ID",
+        help="the deployment to report on (default: the current one); the verdict is recorded only on the current "
+        "deployment while its version serves",
+    )
 
     rollback = commands.add_parser(
         "rollback",

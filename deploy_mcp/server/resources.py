@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from deploy_mcp.app import NO_CONFIG_HINT, App
 from deploy_mcp.errors import UserError
@@ -106,6 +106,10 @@ class Capabilities(BaseModel):
     services: dict[str, list[str]]
     allowed_environments: list[str] | None
     production_environments: list[str]
+    production: dict[str, list[str]] = Field(
+        description="Per service, the environments that count as production for it: policy.production_environments "
+        "unless the service's environment says `production = true/false`."
+    )
     production_requires_confirmation: bool
     hint: str | None
 
@@ -121,6 +125,10 @@ def capabilities(app: App) -> Capabilities:
         services={name: list(service.environments) for name, service in config.services.items()},
         allowed_environments=config.policy.allowed_environments,
         production_environments=config.policy.production_environments,
+        production={
+            name: [env for env in service.environments if config.is_production(name, env)]
+            for name, service in config.services.items()
+        },
         production_requires_confirmation=config.policy.require_confirmation,
         hint=None if app.project.configured else NO_CONFIG_HINT,
     )
