@@ -228,3 +228,53 @@ async def test_nothing_standing_to_roll_back_is_refused_before_asking(app: App) 
     assert result.is_error
     assert "every deployment of hello in production failed, was rolled back or was aborted" in text(result)
     assert user.questions == []
+
+
+@pytest.mark.parametrize("protocol", ["legacy", "2026-07-28"])  # legacy negotiates 2025-11-25
+async def test_when_the_deployments_change_while_the_user_reads_the_question_nothing_is_rolled_back(
+    app: App, protocol: str
+) -> None:
+    """Up to 2025-11-25 the question is asked in the middle of the call, so the runner checks that what it would
+    do is what the user agreed to; from 2026-07-28 the call is retried and the subject worked out again, which
+    here refuses outright (a changed question would be asked again, never answered by the old yes)."""
+    record(app, "1.0.0")
+    good = record(app, "2.0.0")
+    release = Release.resolve("hello", app.project.config.services["hello"], "2.0.0")
+    app.target("hello").start_version("hello", "production", release, 1)
+    newer: list[DeploymentRecord] = []
+
+    class SlowUser(User):
+        """Reads the question while another deployment of the service finishes, then says yes."""
+
+        async def __call__(self, context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
+            newer.append(record(app, "2.1.0"))
+            return await super().__call__(context, params)
+
+    user = SlowUser()
+    async with Client(build_server(app), mode=protocol, elicitation_callback=user) as client:
+        result = await client.call_tool("rollback", {**ROLLBACK, "wait_seconds": 0})
+
+    assert user.questions and f"from 2.0.0 ({good.id}) to 1.0.0" in user.questions[0]
+    assert result.is_error, text(result)
+    message = text(result)
+    # 2.1.0 is now the deployment a rollback would revert; the platform still serves 2.0.0, so it is refused
+    assert "2.0.0 already serves" in message, message
+    if protocol == "legacy":
+        assert f"the user agreed to revert {good.id} to 1.0.0" in message and "would now be refused" in message
+    assert versions(app) == ["2.1.0", "2.0.0", "1.0.0"]  # no rollback record was written
+
+
+async def test_a_rollout_driven_by_another_process_is_refused_before_asking(app: App) -> None:
+    record(app, "1.0.0")
+    running = record(app, "2.0.0", Status.IN_PROGRESS)
+    other = "pid 4242 on another-host (0123abcd)"  # a live server elsewhere holds the deployment's lock
+    assert app.ledger().acquire_lock("hello", "production", other, deployment_id=running.id, lease_seconds=60).acquired
+    user = User()
+
+    result = await rollback(app, user, wait_seconds=0)
+
+    assert result.is_error and user.questions == []  # nobody is asked about an abort this server cannot do
+    message = text(result)
+    assert f"{running.id} (hello 2.0.0) is being deployed by another deploy-mcp process ({other})" in message
+    assert "abort it" in message
+    assert versions(app) == ["2.0.0", "1.0.0"]

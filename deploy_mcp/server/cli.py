@@ -337,7 +337,10 @@ def _rollback(args: argparse.Namespace) -> int:
     try:
         subject = rollback_subject(app, args.service, args.environment, args.to, reason)
         person = terminal.consent(subject)
-        record = app.runner().rollback(args.service, args.environment, args.to, reason, requested_by=person.by)
+        agreed = (subject.reverts, subject.restores) if subject.reverts else None
+        record = app.runner().rollback(
+            args.service, args.environment, args.to, reason, requested_by=person.by, expect=agreed
+        )
         console.print(f"started {record.id}: {subject.headline} ({person.how})", soft_wrap=True)
         return _watch_to_end(app, record.id, console)
     finally:

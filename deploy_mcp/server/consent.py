@@ -95,6 +95,8 @@ class Consent(BaseModel):
     change_id: str | None = None
     note: str | None = None
     decision: PolicyDecision | None = None
+    reverts: str | None = None
+    restores: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
         decision = subject.decision
         approval = subject.approval
         approved = {"approved_by": approval.approved_by, "change_id": approval.change_id} if approval else {}
+        approved |= {"reverts": subject.reverts, "restores": subject.restores}
         if not decision.needs_confirmation:
             return Consent(given=True, by="not-needed", detail=_why_not_needed(subject), decision=decision, **approved)
         if client_can_ask(ctx):
@@ -229,6 +232,8 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
             decision=subject.decision,
             approved_by=approval.approved_by if approval else None,
             change_id=approval.change_id if approval else None,
+            reverts=subject.reverts,
+            restores=subject.restores,
         )
 
     # Readable, stable keys: the SDK names an elicitation on the wire after its resolver.

@@ -45,6 +45,7 @@ async def rollback(
             to,
             reason,
             requested_by=deployed_by(consent),
+            expect=(consent.reverts, consent.restores) if consent.reverts else None,
             on_progress=lambda _r, message: progress.put(message),
         )
         return record.id

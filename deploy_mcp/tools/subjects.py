@@ -42,6 +42,8 @@ class Subject(BaseModel):
     approval_key: str | None = None
     approval: Approval | None = None
     approval_problem: str | None = None  # why the approval of the change given does not count, when the ledger knows
+    reverts: str | None = None  # rollback: the deployment it reverts (or aborts), as asked
+    restores: str | None = None  # rollback: the version that serves afterwards, as asked (None: an abort)
     retry: str
 
     @property
@@ -116,6 +118,13 @@ def rollback_subject(app: App, service: str, environment: str, to: str | None, r
     details = f"Reason given: {reason}" if reason else ""
     running = _running_deployment(ledger, service, environment) if ledger else None
     if running is not None:  # the runner aborts it instead, and abort undoes it
+        record, holder = running
+        if holder != app.runner().holder:
+            raise UserError(
+                f"cannot roll back now: {record.id} ({service} {record.version}) is being deployed by another "
+                f"deploy-mcp process ({holder}); abort it (abort undoes it) or wait for it to finish"
+            )
+        running = record
         back = f" and return traffic to {running.previous_version}" if running.previous_version else " and stop it"
         return Subject(
             action="rollback",
@@ -126,6 +135,7 @@ def rollback_subject(app: App, service: str, environment: str, to: str | None, r
             decision=decision,
             approval_key=running.id,
             approval=ledger.find_approval(running.id, service, environment) if ledger else None,
+            reverts=running.id,
             retry="call rollback again",
         )
     if ledger is None:
@@ -161,13 +171,16 @@ def rollback_subject(app: App, service: str, environment: str, to: str | None, r
         decision=decision,
         approval_key=current.id,
         approval=ledger.find_approval(current.id, service, environment),
+        reverts=current.id,
+        restores=version,
         retry="call rollback again",
     )
 
 
-def _running_deployment(ledger: Ledger, service: str, environment: str) -> DeploymentRecord | None:
-    """The deployment that holds the lock and is still under way: a rollback call aborts it rather than starting
-    a rollback of its own (an interrupted one is not under way: the runner rolls it back)."""
+def _running_deployment(ledger: Ledger, service: str, environment: str) -> tuple[DeploymentRecord, str] | None:
+    """The deployment that holds the lock and is still under way, with the lock's holder: a rollback call aborts
+    it when this process drives it, and is refused otherwise (an interrupted one is not under way: the runner
+    rolls it back)."""
     from deploy_mcp.core.runner.base import holder_is_gone
 
     lock = ledger.lock_state(service, environment)
@@ -175,7 +188,7 @@ def _running_deployment(ledger: Ledger, service: str, environment: str) -> Deplo
         return None
     record = ledger.get(lock.deployment_id)
     if record is not None and record.status in (Status.PENDING, Status.IN_PROGRESS, Status.PAUSED):
-        return record
+        return record, lock.holder
     return None
 
 

@@ -26,6 +26,7 @@ from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
 from deploy_mcp.core.runner.rollback import plan_rollback, resolve_rollback
 from deploy_mcp.core.target import Target, TargetState
+from deploy_mcp.errors import UserError
 from deploy_mcp.ledger import Ledger, LedgerError, LockState
 
 Progress = Callable[[DeploymentRecord, str], None]
@@ -417,31 +418,43 @@ class Runner:
         reason: str = "rollback requested",
         *,
         requested_by: str = "agent",
+        expect: tuple[str, str | None] | None = None,
         on_progress: Progress | None = None,
     ) -> DeploymentRecord:
         """Return the service to the last version that passed validation (or ``to``: a deployment id or a
         version), as a deployment of its own; returns its record (wait() for the end).
 
         A deployment running in this process is aborted instead (abort undoes it); one running in another
-        process is refused, naming it.
+        process is refused, naming it. ``expect`` is what the person agreed to: (the deployment reverted or
+        aborted, the version restored or None for an abort); when the ledger has moved on since they were asked,
+        nothing happens and the refusal says what a rollback would do now.
         """
         self._require_open()
         self.ctx.environment(service, environment)
         self._recover(service, environment)
         lock = self._live_lock(service, environment)
         if lock is not None and lock.deployment_id in self._executions:
+            if expect is not None and expect != (lock.deployment_id, None):
+                raise RunnerError(_changed(expect, f"abort {lock.deployment_id}, which is under way now"))
             return self.abort(lock.deployment_id, reason, by=requested_by)
         if lock is not None:
             raise RunnerError(f"cannot roll back now: {lock.describe()}; abort it (abort undoes it) or wait")
-        target = resolve_rollback(
-            self.ledger,
-            service,
-            environment,
-            to,
-            state=lambda: self.ctx.targets(service).state(service, environment),
-            releases=self.ctx.project.config.services[service].versions,
-        )
+        try:
+            target = resolve_rollback(
+                self.ledger,
+                service,
+                environment,
+                to,
+                state=lambda: self.ctx.targets(service).state(service, environment),
+                releases=self.ctx.project.config.services[service].versions,
+            )
+        except UserError as exc:
+            if expect is None:
+                raise
+            raise RunnerError(_changed(expect, f"be refused ({exc})")) from None
         current, version, chosen = target.current, target.version, target.proof
+        if expect is not None and expect != (current.id, version):
+            raise RunnerError(_changed(expect, f"revert {current.id} ({current.version}) to {version}"))
         state = target.state or self.ctx.targets(service).state(service, environment)
         steps = plan_rollback(state, version, self.ctx.full_size(service, environment))
         claim = self.ledger.acquire_lock(service, environment, self.holder, lease_seconds=self.ctx.lease_seconds)
@@ -538,3 +551,13 @@ def _restart_point(record: DeploymentRecord, state: TargetState) -> list[Step]:
 def _describe(state: TargetState) -> str:
     parts = [f"{v.version} ({v.ready}/{v.replicas} ready, {v.weight}%)" for v in state.versions]
     return ", ".join(parts) or "nothing"
+
+
+def _changed(expect: tuple[str, str | None], now: str) -> str:
+    """The refusal when the rollback a person agreed to is no longer the one that would run."""
+    reverts, restores = expect
+    agreed = f"revert {reverts} to {restores}" if restores else f"abort {reverts}"
+    return (
+        f"nothing was done: the user agreed to {agreed}, but the deployments changed since they were asked and a "
+        f"rollback would now {now}; call rollback again so the user is asked about that"
+    )
