@@ -200,3 +200,17 @@ def test_an_env_value_is_not_echoed_in_a_config_error() -> None:
     message = error_for('[services.web]\ncommand = ["x"]\nenv = { DB_PASS = 904511 }\n')
     assert "services.web.env.DB_PASS" in message
     assert "904511" not in message
+
+
+def test_a_command_given_only_per_version_counts(tmp_path: Path) -> None:
+    (tmp_path / "deploy.toml").write_text(
+        """
+[services.web.versions."1.0.0"]
+command = ["./web-1", "--port", "{port}"]
+
+[services.web.environments.staging]
+""",
+        "utf-8",
+    )
+    config = load_project(tmp_path / "deploy.toml").config
+    assert config.services["web"].versions["1.0.0"].command == ["./web-1", "--port", "{port}"]

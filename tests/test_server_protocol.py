@@ -111,6 +111,33 @@ async def test_every_resource_is_readable_and_non_empty(project_dir: Path, proto
             assert contents and contents[0].text.strip(), uri
 
 
+# Commands as written in deploy.toml and as deploy://config shows them: quoted values are masked whole (quotes kept),
+# a bare secret flag's next item is its value even when it starts with "-", and mysql's glued -p<password> is masked
+# for mysql-like programs only: elsewhere -p is a port or a path.
+COMMANDS = {
+    "quoted": (
+        ["sh", "-c", "sh -c 'app --password=\"pw-double\"' --password 'pw single' && DB_PASS=\"pw assigned\" app"],
+        ["sh", "-c", "sh -c 'app --password=\"****\"' --password '****' && DB_PASS=\"****\" app"],
+    ),
+    "flags": (
+        ["app", "--pass", "pw-pass-flag", "--auth", "user:pw-auth-flag", "--password", "-pw-dash"],
+        ["app", "--pass", "****", "--auth", "****", "--password", "****"],
+    ),
+    "mysql": (
+        ["mysql", "-u", "root", "-ppw-mysql-glued", "-P3306", "-p", "db"],
+        ["mysql", "-u", "root", "-p****", "-P3306", "-p", "db"],
+    ),
+    "mysqlshell": (["sh", "-c", "mysqldump -ppw-dump-glued db"], ["sh", "-c", "mysqldump -p**** db"]),
+    "ports": (["app", "-p", "8080", "-p9090", "--port=8080"], ["app", "-p", "8080", "-p9090", "--port=8080"]),
+    "module": (
+        ["sh", "-c", "python -m app -p 8080 --bypass cache"],
+        ["sh", "-c", "python -m app -p 8080 --bypass cache"],
+    ),
+}
+COMMAND_SECRETS = ["pw-double", "pw single", "pw assigned", "pw-pass-flag", "pw-auth-flag", "pw-dash", "pw-mysql-glued"]
+COMMAND_SECRETS += ["pw-dump-glued"]
+
+
 async def test_config_resource_masks_secrets(project_dir: Path) -> None:
     config = project_dir / "deploy.toml"
     config.write_text(
@@ -126,7 +153,8 @@ env = { SENTRY_DSN = "https://user:dsn-password@sentry.example/1" }
 
 [targets.prometheus]
 url = "https://metrics:prom-password@prometheus.example"
-""",
+"""
+        + "".join(f"\n[services.{name}]\ncommand = {json.dumps(command)}\n" for name, (command, _) in COMMANDS.items()),
         encoding="utf-8",
     )
     async with Client(server_for(project_dir)) as client:
@@ -144,6 +172,10 @@ url = "https://metrics:prom-password@prometheus.example"
     ]  # fmt: skip
     assert services["worker"]["test_command"][2] == "DB_PASSWORD=**** ./run-tests --secret-key ****"
     assert body["config"]["targets"]["prometheus"]["url"] == "https://****@prometheus.example"
+    assert [secret for secret in COMMAND_SECRETS if secret in text] == []
+    assert {name: services[name]["command"] for name in COMMANDS} == {
+        name: shown for name, (_, shown) in COMMANDS.items()
+    }
 
 
 async def test_capabilities_say_what_this_session_may_do(project_dir: Path) -> None:

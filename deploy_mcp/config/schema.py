@@ -325,11 +325,14 @@ class DeployConfig(Strict):
 
     @model_validator(mode="after")
     def _local_services_have_a_command(self) -> DeployConfig:
-        """Without it nothing can start; say so when deploy.toml loads, not when the first deployment is tried."""
+        """Without it nothing can start; say so when deploy.toml loads, not when the first deployment is tried.
+        A command given only per version (``[services.X.versions."V"] command``) counts: releases resolve it."""
         missing = [
             name
             for name, service in self.services.items()
-            if service.target is TargetKind.LOCAL and not service.command
+            if service.target is TargetKind.LOCAL
+            and not service.command
+            and not any(release.command for release in service.versions.values())
         ]
         if missing:
             raise ValueError(
