@@ -4,15 +4,15 @@ only what shows a release and a rollback really worked: on a real ledger, and on
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,8 @@ from deploy_mcp.config.loader import load_project
 from deploy_mcp.core.policy import PolicyDecision
 from deploy_mcp.core.records import Status, Validation
 from deploy_mcp.errors import UserError
+from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_LEASE
 from deploy_mcp.preflight import run_preflight
-from deploy_mcp.server import terminal
 from deploy_mcp.targets.local import cli as local_cli
 from deploy_mcp.tools.approvals import approve, check_policy, claim_for_deploy
 from deploy_mcp.tools.launch import start_deployment
@@ -219,6 +219,32 @@ analysis = {{ interval = "1s", bake = "1s", min_requests = 1 }}
         assert not left, f"processes outlived the test: {left}"
 
 
+def claimed_ago(app: App, approval_id: int, seconds: float) -> None:
+    """Backdate an approval's claim, as if the process that took it had died ``seconds`` ago."""
+    moment = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+    conn = sqlite3.connect(app.ledger_path, isolation_level=None)
+    try:
+        conn.execute("UPDATE approvals SET used_at = ? WHERE id = ?", (moment, approval_id))
+    finally:
+        conn.close()
+
+
+def test_a_claim_left_by_a_deploy_that_died_while_starting_lapses(hello: App) -> None:
+    made = approve(hello, "CHG-9", "hello", "production", "Ana")
+    assert hello.ledger().use_approval(made.id, "starting:deadbeef") is not None  # its process then died
+    # Still within its lease, the claim may belong to a deploy that is starting right now: no second one.
+    with pytest.raises(UserError, match="Not started"):
+        start_deployment(hello, "hello", "1.0.0", "production", None, deployed_by="agent", change_id="CHG-9")
+    assert hello.ledger().list(service="hello") == []
+
+    claimed_ago(hello, made.id, PROVISIONAL_CLAIM_LEASE + 1)
+    record = start_deployment(hello, "hello", "1.0.0", "production", None, deployed_by="agent", change_id="CHG-9")
+    assert record.enterprise is not None and record.enterprise.approved_by == "Ana"
+    spent = hello.ledger().find_approval("CHG-9", "hello", "production", include_used=True)
+    assert spent is not None and spent.used_by == record.id  # the dead claim was replaced by this deployment
+    hello.runner().wait(record.id, 60)
+
+
 def test_a_started_deployment_spends_the_approval_and_the_next_version_is_refused(hello: App) -> None:
     approve(hello, "CHG-7", "hello", "production", "Ana")
     record = start_deployment(hello, "hello", "1.0.0", "production", None, deployed_by="agent", change_id="CHG-7")
@@ -235,9 +261,7 @@ def test_a_started_deployment_spends_the_approval_and_the_next_version_is_refuse
         start_deployment(hello, "hello", "2.0.0", "production", None, deployed_by="agent", change_id="CHG-7")
     assert [r.id for r in hello.ledger().list(service="hello")] == [record.id]  # nothing else started
 
-    # Asked before anything starts, from a shell with no terminal: the person is told why, not to approve again
-    # something they believe they approved.
-    subject = deploy_subject(hello, "hello", "2.0.0", "production", None, "CHG-7")
-    assert subject.approval is None and f"spent by deployment {record.id}" in (subject.approval_problem or "")
-    with pytest.raises(UserError, match=f"spent by deployment {record.id}.*--version 2.0.0"):
-        terminal.consent(subject, stdin=io.StringIO(""), prompt=io.StringIO())
+    # Refused before anyone is asked (the MCP tool's resolver and the CLI build this same subject): nobody says
+    # yes to a deploy that would then not start, and the person learns why rather than to approve again.
+    with pytest.raises(UserError, match=f"Not started: .*spent by deployment {record.id}.*--version 2.0.0"):
+        deploy_subject(hello, "hello", "2.0.0", "production", None, "CHG-7")

@@ -20,6 +20,7 @@ import pytest
 
 from deploy_mcp.core.records import DeploymentRecord, Status, Step
 from deploy_mcp.ledger import SCHEMA_VERSION, Ledger, LedgerError, open_ledger, parse_id
+from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_LEASE
 from deploy_mcp.ledger.migrations import migrate
 
 WORKER = Path(__file__).with_name("ledger_worker.py")
@@ -535,6 +536,42 @@ def test_an_approval_is_spent_by_one_deployment_and_may_name_its_version(ledger:
         ledger.add_approval("CHG-4", "web", "production", "dan", version=" ")
     with open_ledger(db_path) as again:  # what another process reads
         assert again.list_approvals(change_id="CHG-2") == [moved]
+
+
+def claimed_ago(db: Path, approval_id: int, seconds: float) -> None:
+    """Backdate an approval's claim, as if the process that took it had died ``seconds`` ago."""
+    moment = (datetime.now(UTC) - timedelta(seconds=seconds)).isoformat(timespec="microseconds")
+    conn = raw(db)
+    try:
+        conn.execute("UPDATE approvals SET used_at = ? WHERE id = ?", (moment, approval_id))
+    finally:
+        conn.close()
+
+
+def test_a_provisional_claim_whose_process_died_lapses_after_its_lease(ledger: Ledger, db_path: Path) -> None:
+    approval = ledger.add_approval("CHG-1", "web", "production", "alice")
+    assert ledger.use_approval(approval.id, "starting:dead") is not None
+    claimed_ago(db_path, approval.id, PROVISIONAL_CLAIM_LEASE - 30)  # still starting: it holds the approval
+    assert ledger.find_approval("CHG-1", "web", "production") is None
+    assert ledger.use_approval(approval.id, "starting:next") is None
+
+    claimed_ago(db_path, approval.id, PROVISIONAL_CLAIM_LEASE + 1)  # its process died: the approval is free again
+    found = ledger.find_approval("CHG-1", "web", "production")
+    assert found is not None and not found.used and found.used_at is None
+    assert ledger.list_approvals(change_id="CHG-1") == [found]
+    taken = ledger.use_approval(approval.id, "starting:next")
+    assert taken is not None and taken.used_by == "starting:next" and taken.provisional
+    assert ledger.use_approval(approval.id, "starting:third") is None  # taken over once, freshly claimed
+    assert ledger.use_approval(approval.id, "deploy-2026-11-26-001", replacing="starting:dead") is None
+    assert not ledger.release_approval(approval.id, "starting:dead")
+    assert ledger.use_approval(approval.id, "deploy-2026-11-26-001", replacing="starting:next") is not None
+
+    # A deployment's own claim never lapses, however old.
+    claimed_ago(db_path, approval.id, PROVISIONAL_CLAIM_LEASE * 100)
+    assert ledger.find_approval("CHG-1", "web", "production") is None
+    assert ledger.use_approval(approval.id, "starting:late") is None
+    spent = ledger.find_approval("CHG-1", "web", "production", include_used=True)
+    assert spent is not None and spent.used_by == "deploy-2026-11-26-001" and not spent.provisional
 
 
 def test_approvals_of_a_version_3_ledger_survive_the_migration_unspent(db_path: Path) -> None:

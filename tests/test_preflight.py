@@ -477,6 +477,7 @@ DROP = "migrations/002_drop_email.up.sql"
 def shipped(app: App, version: str, files: list[str]) -> None:
     """A succeeded deployment of web in staging that carried ``files``, as the runner records one."""
     from deploy_mcp.core.records import Changes
+    from deploy_mcp.migrations.release import migration_entries
 
     app.ledger().create(
         service="web",
@@ -484,7 +485,7 @@ def shipped(app: App, version: str, files: list[str]) -> None:
         environment="staging",
         strategy="rolling",
         status=Status.SUCCEEDED,
-        changes=Changes(migrations=files),
+        changes=Changes(migrations=migration_entries(files, app.project.root)),
     )
 
 

@@ -18,6 +18,7 @@ from deploy_mcp.core.plans import build_plan
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.core.runner import Runner, RunnerError
 from deploy_mcp.ledger import SqliteLedger
+from deploy_mcp.migrations.release import for_deployment
 from deploy_mcp.targets.local.loadgen import BackgroundLoad
 from deploy_mcp.targets.local.platform import LocalTarget
 
@@ -95,7 +96,10 @@ def test_an_undeclared_drop_column_makes_its_release_roll_forward_only_and_only_
     )
     first = release.ship("1.0.0")
     assert not first.roll_forward_only
-    assert first.changes.migrations == ["db/001_users.up.sql", "db/001_users.down.sql"]
+    assert [entry.split(" sha256:")[0] for entry in first.changes.migrations] == [
+        "db/001_users.up.sql",
+        "db/001_users.down.sql",
+    ]
     assert "every file counts as new" in release.migration_event(first)
 
     release.migration("002_drop_email", "ALTER TABLE users DROP COLUMN email;\n", "ALTER TABLE users ADD email text;\n")
@@ -111,3 +115,47 @@ def test_an_undeclared_drop_column_makes_its_release_roll_forward_only_and_only_
     later = release.ship("3.0.0")  # the drop is history now: this release can be rolled back
     assert not later.roll_forward_only
     assert "no migration files new since" in release.migration_event(later)
+
+
+def test_destructive_sql_appended_to_a_shipped_file_makes_the_release_roll_forward_only(tmp_path: Path) -> None:
+    """A declarative schema file ships with every release under one name: only its content says what changed."""
+    (tmp_path / "db").mkdir()
+    schema = tmp_path / "db" / "schema.sql"
+    schema.write_text("CREATE TABLE users (id bigint PRIMARY KEY, email text);\n", encoding="utf-8")
+    with SqliteLedger(tmp_path / "ledger.db") as ledger:
+
+        def judge(version: str) -> list[str]:
+            found = for_deployment("db", tmp_path, ledger, SERVICE, version, ENVIRONMENT, release=None)
+            ledger.create(
+                service=SERVICE,
+                version=version,
+                environment=ENVIRONMENT,
+                strategy="rolling",
+                status=Status.SUCCEEDED,
+                roll_forward_only=found.roll_forward_only,
+                changes={"migrations": found.files},
+            )
+            return [found.message, *found.files] if found.roll_forward_only else []
+
+        assert not judge("1.0.0")
+        first = ledger.list(service=SERVICE)[0].changes.migrations
+        assert len(first) == 1 and first[0].startswith("db/schema.sql sha256:") and len(first[0].split(":")[1]) == 16
+        assert not judge("1.1.0")  # the same content again: history
+
+        with schema.open("a", encoding="utf-8") as file:
+            file.write("ALTER TABLE users DROP COLUMN email;\n")
+        marked = judge("2.0.0")
+        assert marked and "db/schema.sql:2 drops column users.email" in marked[0]
+        assert marked[1] != first[0] and marked[1].startswith("db/schema.sql sha256:")
+        assert not judge("2.1.0")  # shipped with that content now
+
+        # A record written before hashes were recorded names the file only: it counts as changed.
+        ledger.create(
+            service=SERVICE,
+            version="2.1.1",
+            environment=ENVIRONMENT,
+            strategy="rolling",
+            status=Status.SUCCEEDED,
+            changes={"migrations": ["db/schema.sql"]},
+        )
+        assert judge("2.2.0")

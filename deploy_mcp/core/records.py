@@ -56,8 +56,10 @@ class Changes(Record):
     migrations: list[str] = Field(
         default_factory=list,
         description="The service's migration files present when this deployment started, relative to the project "
-        "root: the next deployment's new migrations are the files not listed here. Empty when the service has no "
-        "migrations configured (and in records written before this was recorded).",
+        "root, each with the start of its content's SHA-256, e.g. 'db/001_init.up.sql sha256:0123456789abcdef': "
+        "the next deployment's new migrations are the files not listed here or listed with another hash (an entry "
+        "without a hash, from an older record or an unreadable file, counts as changed). Empty when the service has "
+        "no migrations configured (and in records written before this was recorded).",
     )
 
 

@@ -18,6 +18,15 @@ from deploy_mcp.errors import UserError
 
 UNFINISHED_STATUSES: tuple[Status, ...] = tuple(status for status in Status if not status.finished)
 
+PROVISIONAL_CLAIM_PREFIX = "starting:"
+"""How a claim on an approval taken before the deployment has an id starts (``starting:<uuid>``)."""
+
+PROVISIONAL_CLAIM_LEASE = 120.0
+"""Seconds a provisional claim holds an approval. Starting a deployment (lint, platform reads, the record) takes
+seconds; a claim this old belongs to a process that died before handing it to its deployment, and must not keep
+the approval spent by a deployment that does not exist. Long enough that a slow start under load keeps its claim;
+and a start that still overran it only races a second deploy that the deployment lock refuses."""
+
 
 class LedgerError(UserError):
     """The ledger refused or could not do something (busy, unreadable, newer); the message names the field or file
@@ -80,6 +89,11 @@ class Approval(BaseModel):
     @property
     def used(self) -> bool:
         return self.used_by is not None
+
+    @property
+    def provisional(self) -> bool:
+        """Claimed by a deployment that is still starting (``used_by`` is no deployment id yet)."""
+        return self.used_by is not None and self.used_by.startswith(PROVISIONAL_CLAIM_PREFIX)
 
     def covers(self, version: str | None) -> bool:
         """Whether it approves shipping ``version`` (any version when it names none; None asks about none)."""
@@ -176,7 +190,10 @@ class Ledger(Protocol):
         include_used: bool = False,
     ) -> Approval | None:
         """The newest approval of this change for this service and environment that has not expired and not
-        been spent by a deployment (unless ``include_used``); with ``version``, only one that covers it."""
+        been spent by a deployment (unless ``include_used``); with ``version``, only one that covers it.
+
+        A provisional claim older than `PROVISIONAL_CLAIM_LEASE` counts as no claim, here and in every method:
+        it is returned (and listed) with ``used_by`` and ``used_at`` None."""
         ...
 
     def use_approval(self, approval_id: int, used_by: str, *, replacing: str | None = None) -> Approval | None:
@@ -184,7 +201,8 @@ class Ledger(Protocol):
         expired or unknown, so two deployments can never both start under it.
 
         With ``replacing``, move it from that holder (a provisional claim taken before the deployment had an id)
-        to ``used_by`` instead; None when ``replacing`` no longer holds it.
+        to ``used_by`` instead; None when ``replacing`` no longer holds it. Without it, a provisional claim older
+        than `PROVISIONAL_CLAIM_LEASE` is taken over, in the same transaction.
         """
         ...
 

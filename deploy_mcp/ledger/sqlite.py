@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -33,6 +33,8 @@ from pydantic_core import PydanticSerializationError
 
 from deploy_mcp.core.records import DeploymentRecord, Event, Status, utcnow
 from deploy_mcp.ledger.base import (
+    PROVISIONAL_CLAIM_LEASE,
+    PROVISIONAL_CLAIM_PREFIX,
     UNFINISHED_STATUSES,
     Approval,
     LedgerError,
@@ -420,31 +422,35 @@ class SqliteLedger:
         version: str | None = None,
         include_used: bool = False,
     ) -> Approval | None:
+        now = utcnow()
         clauses = ["change_id = ?", "service = ?", "environment = ?", "(expires_at IS NULL OR expires_at > ?)"]
-        params: list[Any] = [change_id, service, environment, _utc_text(utcnow())]
+        params: list[Any] = [change_id, service, environment, _utc_text(now)]
         if version is not None:
             clauses.append("(version IS NULL OR version = ?)")
             params.append(version)
         if not include_used:
-            clauses.append("used_by IS NULL")
+            clauses.append(_UNCLAIMED)
+            params.extend(_unclaimed_params(now))
         with self._transaction(f"find the approval of {change_id}", write=False) as conn:
             row = conn.execute(
                 f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT 1",
                 params,
             ).fetchone()
-        return _approval(row) if row else None
+        return _approval(row, _stale_before(now)) if row else None
 
     def use_approval(self, approval_id: int, used_by: str, *, replacing: str | None = None) -> Approval | None:
         if not isinstance(used_by, str) or not used_by.strip():
             raise LedgerError(f"use_approval: used_by: must name the deployment (got {used_by!r})")
+        now = utcnow()
         with self._transaction(f"spend approval {approval_id} on {used_by}", write=True) as conn:
             if replacing is None:
-                now = _utc_text(utcnow())
-                # Expiry is checked here, in the write transaction, not only when the approval was found.
+                moment = _utc_text(now)
+                # Expiry and a stale provisional claim are checked here, in the write transaction, not only when
+                # the approval was found: of two deploys taking over one stale claim, one wins.
                 cursor = conn.execute(
-                    "UPDATE approvals SET used_by = ?, used_at = ? WHERE id = ? AND used_by IS NULL "
+                    f"UPDATE approvals SET used_by = ?, used_at = ? WHERE id = ? AND {_UNCLAIMED} "
                     "AND (expires_at IS NULL OR expires_at > ?)",
-                    (used_by, now, approval_id, now),
+                    (used_by, moment, approval_id, *_unclaimed_params(now), moment),
                 )
             else:
                 cursor = conn.execute(
@@ -453,7 +459,7 @@ class SqliteLedger:
             if cursor.rowcount != 1:
                 return None
             row = conn.execute(f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
-        return _approval(row)
+        return _approval(row, _stale_before(now))
 
     def release_approval(self, approval_id: int, used_by: str) -> bool:
         with self._transaction(f"give back approval {approval_id}", write=True) as conn:
@@ -481,16 +487,31 @@ class SqliteLedger:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        stale_before = _stale_before(utcnow())
         with self._transaction("list approvals", write=False) as conn:
             rows = conn.execute(
                 f"SELECT {_APPROVAL_COLUMNS} FROM approvals {where} ORDER BY id DESC LIMIT ?", (*params, limit)
             ).fetchall()
-        return [_approval(row) for row in rows]
+        return [_approval(row, stale_before) for row in rows]
 
 
 _APPROVAL_COLUMNS = (
     "id, change_id, service, environment, approved_by, approved_at, expires_at, version, used_by, used_at"
 )
+
+# Unclaimed: nobody holds it, or a provisional claim outlived its lease (its process died before handing the
+# approval to its deployment). In SQL, so taking over a stale claim is one atomic UPDATE. Parameters:
+# `_unclaimed_params`.
+_UNCLAIMED = "(used_by IS NULL OR (substr(used_by, 1, ?) = ? AND (used_at IS NULL OR used_at < ?)))"
+
+
+def _stale_before(now: datetime) -> str:
+    """The claim time before which a provisional claim no longer holds its approval, as stored text."""
+    return _utc_text(now - timedelta(seconds=PROVISIONAL_CLAIM_LEASE))
+
+
+def _unclaimed_params(now: datetime) -> tuple[int, str, str]:
+    return len(PROVISIONAL_CLAIM_PREFIX), PROVISIONAL_CLAIM_PREFIX, _stale_before(now)
 
 
 def _utc_text(moment: datetime) -> str:
@@ -556,8 +577,11 @@ def _lock_state(acquired: bool, service: str, environment: str, row: tuple[Any, 
     )
 
 
-def _approval(row: tuple[Any, ...]) -> Approval:
+def _approval(row: tuple[Any, ...], stale_before: str) -> Approval:
+    """The approval of a row; a provisional claim older than ``stale_before`` is shown as no claim, as it counts."""
     approval_id, change_id, service, environment, approved_by, approved_at, expires_at, version, used_by, used_at = row
+    if used_by is not None and used_by.startswith(PROVISIONAL_CLAIM_PREFIX) and (used_at or "") < stale_before:
+        used_by = used_at = None
     return Approval(
         id=approval_id,
         change_id=change_id,

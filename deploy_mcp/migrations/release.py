@@ -3,15 +3,21 @@
 A migrations folder is history: every release carries all of it, but only the files added since the last
 deployment that succeeded will run. Judging the whole folder would call every release after one destructive
 migration irreversible (a warning that always fires is one nobody reads) and could not say which release crossed
-the line. So each deployment records the files it carried (``changes.migrations``), and a release's new
-migrations are the files present now that the last succeeded deployment of the same service and environment did
-not carry. With no such deployment (a first deployment, or one recorded before files were recorded) every file
-counts as new: nothing says which of them the database already has, and wrongly calling a destructive migration
-old would let a rollback cross it, which loses data, where the opposite mistake only costs a declaration.
+the line. So each deployment records the files it carried with a hash of their content (``changes.migrations``),
+and a release's new migrations are the files present now that the last succeeded deployment of the same service
+and environment did not carry, or carried with other content: destructive SQL appended to a file that already
+shipped (a declarative schema.sql, an edited migration) is as new as a new file. A recorded file without a hash
+(a record written before hashes were recorded) counts as changed. With no such deployment (a first deployment,
+or one recorded before files were recorded) every file counts as new: nothing says which of them the database
+already has, and wrongly calling a destructive migration old would let a rollback cross it, which loses data,
+where the opposite mistake only costs a declaration.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +35,13 @@ if TYPE_CHECKING:
 BASELINE_SEARCH = 200
 """How many succeeded records of one service and environment to look through for the last real release."""
 
+HASH_HEX = 16
+"""Hex digits of the SHA-256 kept per file: 64 bits tell an edit apart, and records stay short to read."""
+
+_ENTRY = re.compile(rf"^(?P<file>.+) sha256:(?P<digest>[0-9a-f]{{{HASH_HEX}}})$")
+
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class ReleaseMigrations:
@@ -39,6 +52,10 @@ class ReleaseMigrations:
     baseline: DeploymentRecord | None
     report: MigrationReport
     new_findings: list[Finding] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)
+    """``files`` as the record keeps them, each with its content hash (see `migration_entry`)."""
+    changed: list[str] = field(default_factory=list)
+    """The new files the baseline carried under the same name with other (or unrecorded) content."""
 
     @property
     def irreversible(self) -> list[Finding]:
@@ -58,12 +75,15 @@ class ReleaseMigrations:
             since = f"new since {self.baseline.id} ({self.baseline.version})"
         if not self.new:
             return f"no migration files {since}" if self.files else "no migration files"
-        shown = ", ".join(self.new[:5]) + (f" and {len(self.new) - 5} more" if len(self.new) > 5 else "")
+        edited = set(self.changed)
+        named = [f"{file} (changed)" if file in edited else file for file in self.new[:5]]
+        shown = ", ".join(named) + (f" and {len(self.new) - 5} more" if len(self.new) > 5 else "")
         return f"{len(self.new)} of {len(self.files)} file(s) {since}: {shown}"
 
 
 def migration_files(folder: str | Path, root: Path) -> list[str]:
-    """The .sql files under ``folder`` (relative to ``root``) as the lint names them; [] if it does not exist.
+    """The .sql files under ``folder`` (relative to ``root``) as the lint names them, each with its content hash;
+    [] if it does not exist.
 
     What a deployment records when the lint could not run; otherwise the lint's own list is recorded."""
     base = root.resolve()
@@ -71,7 +91,32 @@ def migration_files(folder: str | Path, root: Path) -> list[str]:
     target = (target if target.is_absolute() else base / target).resolve()
     if not target.exists():
         return []
-    return [_relative(file, base) for file in sql_files(target)]
+    return migration_entries([_relative(file, base) for file in sql_files(target)], base)
+
+
+def migration_entry(file: str, root: Path) -> str:
+    """``file`` as a record keeps it: ``"db/001_init.up.sql sha256:<first 16 hex>"``; the bare name when the file
+    cannot be read, which the next release then counts as changed (the safe side).
+
+    ``file`` is relative to ``root`` (or absolute), as the lint names it."""
+    path = Path(file)
+    try:
+        content = (path if path.is_absolute() else root / path).read_bytes()
+    except OSError:
+        return file
+    return f"{file} sha256:{hashlib.sha256(content).hexdigest()[:HASH_HEX]}"
+
+
+def migration_entries(files: list[str], root: Path) -> list[str]:
+    """`migration_entry` of each file, in order."""
+    base = root.resolve()
+    return [migration_entry(file, base) for file in files]
+
+
+def parse_entry(entry: str) -> tuple[str, str | None]:
+    """A recorded entry's file and hash; None for the hash of an entry recorded without one."""
+    matched = _ENTRY.match(entry)
+    return (matched["file"], matched["digest"]) if matched else (entry, None)
 
 
 def last_release(ledger: Ledger, service: str, environment: str) -> DeploymentRecord | None:
@@ -93,13 +138,28 @@ def release_migrations(
 ) -> ReleaseMigrations:
     """Lint ``folder`` and tell this release's new files and their findings apart from history.
 
-    Raises the lint's UserError (a missing or empty folder, squawk failing) for the caller to report.
+    A file is new when the baseline did not carry it, or carried it with another hash or none.
+    Raises the lint's UserError (a missing or empty folder, squawk failing), and UserError for a file or squawk
+    that cannot be read or started, for the caller to report.
     """
-    report = lint(folder, root=root)
+    from deploy_mcp.errors import UserError
+
+    try:
+        report = lint(folder, root=root)
+    except OSError as exc:
+        raise UserError(f"migrations: cannot lint {folder!s}: {exc}") from exc
     files = report.files_checked
+    recorded = migration_entries(files, root)
     baseline = last_release(ledger, service, environment)
-    shipped = set(baseline.changes.migrations) if baseline is not None else set()
-    new = [file for file in files if file not in shipped]
+    shipped = dict(parse_entry(entry) for entry in baseline.changes.migrations) if baseline is not None else {}
+    new: list[str] = []
+    changed: list[str] = []
+    for file, entry in zip(files, recorded, strict=True):
+        if file not in shipped:
+            new.append(file)
+        elif shipped[file] is None or shipped[file] != parse_entry(entry)[1]:
+            new.append(file)
+            changed.append(file)
     fresh = set(new)
     return ReleaseMigrations(
         files=files,
@@ -107,6 +167,8 @@ def release_migrations(
         baseline=baseline,
         report=report,
         new_findings=[f for f in report.findings if f.file in fresh],
+        recorded=recorded,
+        changed=changed,
     )
 
 
@@ -119,7 +181,8 @@ def _relative(file: Path, base: Path) -> str:
 
 @dataclass(frozen=True)
 class DeploymentMigrations:
-    """What a starting deployment records about its migrations: the files, the verdict, and the event saying why."""
+    """What a starting deployment records about its migrations: the files (with their hashes, for
+    ``changes.migrations``), the verdict, and the event saying why."""
 
     files: list[str]
     roll_forward_only: bool
@@ -141,7 +204,10 @@ def for_deployment(
     not the release declared it; a declared release stays roll-forward-only whatever the lint finds. A lint that
     cannot run never stops a deployment (preflight is the gate): the declaration decides alone, and the event
     says so. An explicit ``migrations_irreversible = false`` does not clear the mark here (rollback reads the
-    declaration and lets it through), but the event names it."""
+    declaration and lets it through), but the event names it.
+
+    "Cannot run" includes a crash (an unreadable file, squawk failing to start, a bug in a rule): any Exception
+    takes the not-linted path, logged here; only BaseException (a Ctrl-C, a shutdown) escapes."""
     from deploy_mcp.errors import UserError
 
     declared = bool(release and release.migrations_irreversible)
@@ -149,13 +215,21 @@ def for_deployment(
     key = f'services.{service}.versions."{version}".migrations_irreversible'
     try:
         found = release_migrations(folder, root, ledger, service, environment)
-    except UserError as exc:
+    except Exception as exc:
+        problem = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        crashed = not isinstance(exc, UserError)  # a user's mistake needs no traceback in the log, a crash does
+        logger.warning("migrations of %s in %s not linted: %s", service, environment, problem, exc_info=crashed)
+        try:
+            files = migration_files(folder, root)
+        except Exception:  # the folder itself is unreadable: record nothing, so the next release judges every file
+            logger.warning("listing the migrations of %s in %s failed", service, environment, exc_info=True)
+            files = []
         return DeploymentMigrations(
-            files=migration_files(folder, root),
+            files=files,
             roll_forward_only=declared,
-            message=f"migrations were not linted ({exc}); {key} = {str(declared).lower()} alone decides whether "
-            "this deployment is roll-forward-only",
-            data={"linted": False, "problem": str(exc), "declared": declared},
+            message=f"migrations were not linted ({problem}); {key} = {str(declared).lower()} alone decides "
+            "whether this deployment is roll-forward-only",
+            data={"linted": False, "problem": problem, "declared": declared},
         )
     irreversible = found.irreversible
     data: dict[str, object] = {
@@ -169,7 +243,7 @@ def for_deployment(
         tail = "; none is irreversible"
         if declared:
             tail += f", but {key} = true keeps the deployment roll-forward-only"
-        return DeploymentMigrations(found.files, declared, found.describe_new() + tail, data)
+        return DeploymentMigrations(found.recorded, declared, found.describe_new() + tail, data)
     where = "; ".join(f"{f.file}:{f.line} {f.message.split(';')[0]}" for f in irreversible[:3])
     more = f" (and {len(irreversible) - 3} more)" if len(irreversible) > 3 else ""
     found_here = f"roll-forward-only: new migration {where}{more}"
@@ -182,4 +256,4 @@ def for_deployment(
             else f"although {key} is not set: declare it, or split the migration expand / contract"
         )
         message = f"{found_here}; a rollback past this deployment is refused, fix forward instead ({why})"
-    return DeploymentMigrations(found.files, True, message, data)
+    return DeploymentMigrations(found.recorded, True, message, data)

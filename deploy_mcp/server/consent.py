@@ -265,8 +265,6 @@ def _cannot_ask(subject: Subject) -> str:
         if subject.action == "rollback"
         else ""
     )
-    if subject.approval_problem:  # the change was approved once, but that approval does not carry this deploy
-        return f"{why} {subject.approval_problem[0].upper()}{subject.approval_problem[1:]}"
     key = subject.approval_key
     if key is None and subject.action != "deploy":
         return f"{why}{terminal}"

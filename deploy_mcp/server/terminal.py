@@ -131,8 +131,6 @@ def _no_terminal(subject: Subject) -> str:
     )
     run_it = " Run the same command yourself in a terminal and type the environment name when asked"
     key = subject.approval_key
-    if subject.approval_problem:  # the change was approved once, but that approval does not carry this deploy
-        return f"{why}{run_it}. Or: {subject.approval_problem}"
     if subject.action == "deploy":
         change = key or "CHANGE-ID"
         missing = (

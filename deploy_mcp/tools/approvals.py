@@ -17,7 +17,7 @@ from deploy_mcp.core.policy import Action, PolicyDecision, approve_command, eval
 from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.errors import UserError
-from deploy_mcp.ledger.base import Approval, Ledger
+from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_LEASE, Approval, Ledger
 from deploy_mcp.ledger.ids import parse_id
 
 SCAN_LIMIT = 1000
@@ -212,6 +212,12 @@ def _approval_problem(
         f"`{approve_command(change_id, service, environment)} --version {version}`. The approval is a person's "
         "act: an agent must not run that command."
     )
+    if approval.provisional:
+        return (
+            f"the approval of change {change_id} for {service} in {environment} by {approval.approved_by} is held "
+            "by a deploy that is starting now; if that start died, its claim lapses "
+            f"{PROVISIONAL_CLAIM_LEASE:g} s after it was taken: try again then. {fix}"
+        )
     if approval.used:
         return (
             f"the approval of change {change_id} for {service} in {environment} by {approval.approved_by} was "

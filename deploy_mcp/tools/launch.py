@@ -6,6 +6,7 @@ this process's Runner. Keeping it here, not beside the tool, lets the CLI start 
 
 from __future__ import annotations
 
+import logging
 import uuid
 from pathlib import Path
 
@@ -15,10 +16,13 @@ from deploy_mcp.core.plans import build_plan
 from deploy_mcp.core.records import DeploymentRecord, Enterprise
 from deploy_mcp.core.runner.api import Progress
 from deploy_mcp.errors import UserError
+from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_PREFIX, Ledger
 from deploy_mcp.preflight import PreflightReport, run_preflight
 from deploy_mcp.tools.approvals import claim_for_deploy
 
 __all__ = ["require_preflight", "start_deployment"]
+
+logger = logging.getLogger(__name__)
 
 
 def start_deployment(
@@ -41,14 +45,16 @@ def start_deployment(
     The approval of ``change_id`` is spent here, by the deployment that starts under it: claimed before the
     Runner starts (so two deploys never share it), moved to the new deployment's id once it exists, given back
     if nothing started. A deploy that needs an approval no longer there is refused (see `claim_for_deploy`).
-    The record's enterprise block names who approved.
+    The record's enterprise block names who approved. Neither the hand-over nor the give-back changes the outcome:
+    once the rollout runs, a busy ledger must not make the caller believe it failed; when the start failed, the
+    caller must see why, not the ledger's trouble. A claim left behind lapses (`PROVISIONAL_CLAIM_LEASE`).
     """
     config = app.require_config()
     runner = app.runner()
     current = app.serving_version(service, environment)
     plan = build_plan(config, service, version, environment, strategy, current_version=current)
     commits = release_commits(app.project.root, plan.version)
-    claimant = f"starting:{uuid.uuid4().hex}"
+    claimant = f"{PROVISIONAL_CLAIM_PREFIX}{uuid.uuid4().hex}"
     approval = claim_for_deploy(app, service, plan.version, environment, change_id, claimant)
     if approval is None:
         return runner.start(
@@ -65,10 +71,40 @@ def start_deployment(
             on_progress=on_progress,
         )
     except BaseException:
-        ledger.release_approval(approval.id, claimant)
+        _give_back(ledger, approval.id, claimant)
         raise
-    ledger.use_approval(approval.id, record.id, replacing=claimant)
+    _hand_over(ledger, approval.id, record.id, claimant)
     return record
+
+
+def _hand_over(ledger: Ledger, approval_id: int, deployment_id: str, claimant: str) -> None:
+    """Move the approval from the provisional claim to the deployment that started; a failure is logged only."""
+    try:
+        moved = ledger.use_approval(approval_id, deployment_id, replacing=claimant)
+    except Exception:
+        logger.warning(
+            "approval %s: could not record that deployment %s spent it; the claim lapses after its lease",
+            approval_id,
+            deployment_id,
+            exc_info=True,
+        )
+        return
+    if moved is None:
+        logger.warning(
+            "approval %s: the claim of deployment %s had lapsed before it was handed over", approval_id, deployment_id
+        )
+
+
+def _give_back(ledger: Ledger, approval_id: int, claimant: str) -> None:
+    """Release the claim of a deployment that never started; a failure is logged only (the claim lapses)."""
+    try:
+        ledger.release_approval(approval_id, claimant)
+    except Exception:
+        logger.warning(
+            "approval %s: could not give back the claim of a deployment that did not start; it lapses after its lease",
+            approval_id,
+            exc_info=True,
+        )
 
 
 def release_commits(root: Path, version: str) -> list[str]:

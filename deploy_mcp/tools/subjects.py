@@ -18,6 +18,7 @@ from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.core.units import human_duration
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval, Ledger
+from deploy_mcp.ledger.ids import parse_id
 from deploy_mcp.tools.approvals import check_policy, why_no_approval
 
 __all__ = ["Subject", "deploy_subject", "deployment_subject", "rollback_subject"]
@@ -41,7 +42,6 @@ class Subject(BaseModel):
     decision: PolicyDecision
     approval_key: str | None = None
     approval: Approval | None = None
-    approval_problem: str | None = None  # why the approval of the change given does not count, when the ledger knows
     reverts: str | None = None  # rollback: the deployment it reverts (or aborts), as asked
     restores: str | None = None  # rollback: the version that serves afterwards, as asked (None: an abort)
     retry: str
@@ -74,6 +74,10 @@ def deploy_subject(
     )
     decision.raise_if_refused()
     approval = ledger.find_approval(change_id, service, environment, version=version) if ledger and change_id else None
+    problem = why_no_approval(ledger, change_id, service, environment, version) if change_id and not approval else None
+    if problem and (parse_id(change_id or "") or decision.needs_confirmation):
+        # The deploy would be refused when it starts (see claim_for_deploy): say why before anyone is asked.
+        raise UserError(f"Not started: {problem}")
     headline, details = describe_plan(plan)
     if approval is not None:
         details += f" Change {approval.change_id}, approved by {approval.approved_by}."
@@ -86,9 +90,6 @@ def deploy_subject(
         decision=decision,
         approval_key=change_id,
         approval=approval,
-        approval_problem=why_no_approval(ledger, change_id, service, environment, version)
-        if change_id and approval is None
-        else None,
         retry=f'call deploy again with change_id="{change_id or "CHANGE-ID"}"',
     )
 
