@@ -35,7 +35,7 @@ from deploy_mcp.core.analysis import (
 from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status
 from deploy_mcp.core.runner.base import RunnerError
-from deploy_mcp.core.runner.rollback import choose_target, current_deployment, refuse_crossing
+from deploy_mcp.core.runner.rollback import choose_target, crossing_blocker, current_deployment
 from deploy_mcp.core.target import MetricSnapshot, TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.signals.health import HealthSummary, check_instances
@@ -355,11 +355,8 @@ def _way_back(
         version, proof = choose_target(ledger, current, None)
     except RunnerError as exc:
         return _WayBack(missing=str(exc))
-    try:
-        refuse_crossing(ledger, current, version, releases)
-    except RunnerError as exc:
-        records = ledger.list(service=current.service, environment=current.environment, limit=_LOOKBACK)
-        blocker = next((r for r in records if r.roll_forward_only and r.id in str(exc)), current)
+    blocker = crossing_blocker(ledger, current, version, releases)
+    if blocker is not None:
         return _WayBack(blocker=blocker)
     return _WayBack(version=version, proof=proof.id if proof else None)
 

@@ -196,15 +196,9 @@ def refuse_crossing(
     deployed) is taken to be older than every record, so every roll-forward-only deployment recorded blocks it.
     A mark is lifted by declaring ``migrations_irreversible = false`` for that release in deploy.toml.
     """
-    service, environment = current.service, current.environment
-    crossed: list[DeploymentRecord] = []
-    for record in ledger.list(service=service, environment=environment, limit=_HISTORY):
-        if record.version == version and record.status not in _GONE:
-            break
-        crossed.append(record)
-    blocking = [r for r in crossed if r.roll_forward_only and r.version != version and not _lifted(r, releases)]
-    if blocking:
-        first = blocking[-1]
+    first = crossing_blocker(ledger, current, version, releases)
+    if first is not None:
+        service, environment = current.service, current.environment
         raise RunnerError(
             f"refusing to roll {service} in {environment} back to {version}: {first.id} shipped {first.version} "
             "with migrations the older version cannot run against (declared with "
@@ -212,6 +206,22 @@ def refuse_crossing(
             f"the migration lint when it started: `deploy-mcp status {first.id}` shows which). Fix forward with a new "
             "version instead; if those migrations never ran, set migrations_irreversible = false there and try again"
         )
+
+
+def crossing_blocker(
+    ledger: Ledger,
+    current: DeploymentRecord,
+    version: str,
+    releases: Mapping[str, ReleaseOverride] | None = None,
+) -> DeploymentRecord | None:
+    """The oldest roll-forward-only deployment a rollback to ``version`` would cross (see `refuse_crossing`)."""
+    crossed: list[DeploymentRecord] = []
+    for record in ledger.list(service=current.service, environment=current.environment, limit=_HISTORY):
+        if record.version == version and record.status not in _GONE:
+            break
+        crossed.append(record)
+    blocking = [r for r in crossed if r.roll_forward_only and r.version != version and not _lifted(r, releases)]
+    return blocking[-1] if blocking else None
 
 
 def _lifted(record: DeploymentRecord, releases: Mapping[str, ReleaseOverride] | None) -> bool:
