@@ -96,24 +96,6 @@ class ServerListing:
     prompt_samples: dict[str, str] = field(default_factory=dict)
 
 
-CONTRACT_TOOLS = (
-    "plan_deployment",
-    "preflight",
-    "deploy",
-    "deployment_status",
-    "promote",
-    "pause",
-    "resume",
-    "abort",
-    "validate",
-    "rollback",
-    "deployment_history",
-    "generate_deploy_md",
-    "generate_monitoring",
-    "lint_migrations",
-)
-"""The tools the design promises; those this version lacks are named on the tools page as not built yet."""
-
 PROMPT_SAMPLE_ARGUMENTS = {"service": "web", "version": "2.1.0", "environment": "production", "reason": "REASON"}
 """Arguments used to show what each prompt hands the agent; a prompt that needs another argument gets its name."""
 
@@ -375,7 +357,9 @@ def render_tools(listing: ServerListing) -> str:
         "",
         *type_sections,
     ]
-    missing = [name for name in CONTRACT_TOOLS if name not in {tool.name for tool in listing.tools}]
+    from deploy_mcp.server.toolset import CONTRACT_TOOLS
+
+    missing = [name for name in sorted(CONTRACT_TOOLS) if name not in {tool.name for tool in listing.tools}]
     not_yet = ""
     if missing:
         names = ", ".join(f"`{name}`" for name in missing)

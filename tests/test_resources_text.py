@@ -17,24 +17,8 @@ from conftest import require_component
 
 from deploy_mcp.errors import UserError
 from deploy_mcp.resources import catalog, prompts
+from deploy_mcp.server.toolset import CONTRACT_TOOLS
 
-# The tool names of the MCP contract (shared design): prompts and references may name no others.
-CONTRACT_TOOLS = {
-    "plan_deployment",
-    "preflight",
-    "deploy",
-    "deployment_status",
-    "promote",
-    "pause",
-    "resume",
-    "abort",
-    "validate",
-    "rollback",
-    "deployment_history",
-    "generate_deploy_md",
-    "generate_monitoring",
-    "lint_migrations",
-}
 FIXED_URIS = {"deploy://capabilities", "deploy://config", "deploy://deployments"}
 KNOWN_URIS = (
     FIXED_URIS

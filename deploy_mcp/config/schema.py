@@ -126,6 +126,12 @@ class ReleaseOverride(Strict):
     image: str | None = None
     migrations_irreversible: bool = False
 
+    @property
+    def declared_reversible(self) -> bool:
+        """``migrations_irreversible = false`` written out: a person overruling the lint or a mark set by mistake
+        (the default false says nothing). Rollback, validate and preflight all honour it."""
+        return "migrations_irreversible" in self.model_fields_set and not self.migrations_irreversible
+
 
 class Environment(Strict):
     strategy: StrategyName = StrategyName.ROLLING

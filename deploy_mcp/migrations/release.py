@@ -211,7 +211,7 @@ def for_deployment(
     from deploy_mcp.errors import UserError
 
     declared = bool(release and release.migrations_irreversible)
-    overruled = release is not None and "migrations_irreversible" in release.model_fields_set and not declared
+    overruled = release is not None and release.declared_reversible
     key = f'services.{service}.versions."{version}".migrations_irreversible'
     try:
         found = release_migrations(folder, root, ledger, service, environment)

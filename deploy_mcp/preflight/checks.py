@@ -196,52 +196,40 @@ def deploy_window(facts: Facts) -> CheckResult:
 
 
 def change_approval(facts: Facts) -> CheckResult:
-    checks = facts.policy_checks("change-approval")
-    if not checks:
-        return _not_applicable(facts, "change-approval", _enterprise_only(facts, "an approved change"))
-    check = checks[0]
     change = facts.change_id or "CHANGE-ID"
-    return _result(
+    return _enterprise_item(
         facts,
         "change-approval",
-        check.passed,
-        check.detail,
+        "an approved change",
         f"the change owner runs `{approve_command(change, facts.service, facts.environment)}` in their own terminal "
         f"(a person's act, never the agent's); then deploy with change_id=\"{change}\"",
-        required=check.blocking,
     )
 
 
 def rollback_tested(facts: Facts) -> CheckResult:
-    checks = facts.policy_checks("rollback-tested")
-    if not checks:
-        return _not_applicable(facts, "rollback-tested", _enterprise_only(facts, "a rehearsed rollback"))
-    check = checks[0]
     staging = facts.env.requires or ["staging"]
-    return _result(
+    return _enterprise_item(
         facts,
         "rollback-tested",
-        check.passed,
-        check.detail,
+        "a rehearsed rollback",
         f"deploy {facts.service} to {' or '.join(staging)}, roll it back with the rollback tool, then deploy to "
         f"{facts.environment}",
-        required=check.blocking,
     )
 
 
 def on_call(facts: Facts) -> CheckResult:
-    checks = facts.policy_checks("on-call")
-    if not checks:
-        return _not_applicable(facts, "on-call", _enterprise_only(facts, "a named on-call engineer"))
-    check = checks[0]
-    return _result(
-        facts,
-        "on-call",
-        check.passed,
-        check.detail,
-        'a person sets policy.on_call = "NAME" in deploy.toml',
-        required=check.blocking,
+    return _enterprise_item(
+        facts, "on-call", "a named on-call engineer", 'a person sets policy.on_call = "NAME" in deploy.toml'
     )
+
+
+def _enterprise_item(facts: Facts, name: str, what: str, fix: str) -> CheckResult:
+    """An enterprise-mode item is the policy's check of the same name, with the fix a person applies."""
+    checks = facts.policy_checks(name)
+    if not checks:
+        return _not_applicable(facts, name, _enterprise_only(facts, what))
+    check = checks[0]
+    return _result(facts, name, check.passed, check.detail, fix, required=check.blocking)
 
 
 def other_policy_checks(facts: Facts) -> list[CheckResult]:
@@ -521,7 +509,7 @@ def migrations_linted(facts: Facts) -> CheckResult:
     declared = bool(override and override.migrations_irreversible)
     # An explicit `migrations_irreversible = false` is a person overruling the lint (the column was never used):
     # rollback honours it too, so it is reported, not held against the release.
-    overruled = override is not None and "migrations_irreversible" in override.model_fields_set and not declared
+    overruled = override is not None and override.declared_reversible
     checked = f"{found.report.path}: {found.describe_new()}"
     if found.old_findings:
         checked += f" ({found.old_findings} finding(s) in files earlier releases shipped are not held against this one)"

@@ -55,6 +55,27 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("generate_deploy_md", "deploy_mcp.tools.deploy_md:generate_deploy_md", CHANGING),
 )
 
+CONTRACT_TOOLS: frozenset[str] = frozenset(
+    {
+        "plan_deployment",
+        "preflight",
+        "deploy",
+        "deployment_status",
+        "promote",
+        "pause",
+        "resume",
+        "abort",
+        "validate",
+        "rollback",
+        "deployment_history",
+        "generate_deploy_md",
+        "generate_monitoring",
+        "lint_migrations",
+    }
+)
+"""The tools the design's MCP contract promises, written out apart from TOOLS: the reference names any this
+version lacks, and prompts and references may name no others."""
+
 
 class DeployServer(MCPServer):
     """An MCPServer whose tools are listed from a cached listing and built on first call."""

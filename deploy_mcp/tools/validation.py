@@ -35,7 +35,7 @@ from deploy_mcp.core.analysis import (
 from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status
 from deploy_mcp.core.runner.base import RunnerError
-from deploy_mcp.core.runner.rollback import choose_target, crossing_blocker, current_deployment
+from deploy_mcp.core.runner.rollback import choose_target, crossing_blocker, current_deployment, lifted
 from deploy_mcp.core.target import MetricSnapshot, TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.signals.health import HealthSummary, check_instances
@@ -363,13 +363,7 @@ def _way_back(
 
 def _irreversible(record: DeploymentRecord, releases: Mapping[str, ReleaseOverride]) -> bool:
     """Roll-forward-only, unless deploy.toml now says explicitly that the release's migrations can be undone."""
-    release = releases.get(record.version)
-    lifted = (
-        release is not None
-        and "migrations_irreversible" in release.model_fields_set
-        and not release.migrations_irreversible
-    )
-    return record.roll_forward_only and not lifted
+    return record.roll_forward_only and not lifted(record, releases)
 
 
 def _recommendation(verdict: Verdict, way: _WayBack) -> str:

@@ -220,18 +220,14 @@ def crossing_blocker(
         if record.version == version and record.status not in _GONE:
             break
         crossed.append(record)
-    blocking = [r for r in crossed if r.roll_forward_only and r.version != version and not _lifted(r, releases)]
+    blocking = [r for r in crossed if r.roll_forward_only and r.version != version and not lifted(r, releases)]
     return blocking[-1] if blocking else None
 
 
-def _lifted(record: DeploymentRecord, releases: Mapping[str, ReleaseOverride] | None) -> bool:
+def lifted(record: DeploymentRecord, releases: Mapping[str, ReleaseOverride] | None) -> bool:
     """deploy.toml now says explicitly that this release's migrations can be undone (a mark set by mistake)."""
     release = releases.get(record.version) if releases is not None else None
-    return (
-        release is not None
-        and "migrations_irreversible" in release.model_fields_set
-        and not release.migrations_irreversible
-    )
+    return release is not None and release.declared_reversible
 
 
 def plan_rollback(state: TargetState, version: str, full_size: int) -> list[PlanStep]:
