@@ -62,7 +62,15 @@ def deploy_subject(
     config = app.require_config()
     ledger = app.existing_ledger()
     current = current_version(app, service, environment)
-    plan = build_plan(config, service, version, environment, strategy, current_version=current)
+    plan = build_plan(
+        config,
+        service,
+        version,
+        environment,
+        strategy,
+        current_version=current,
+        capabilities=app.platform(service).capabilities,
+    )
     decision = check_policy(
         app,
         action="deploy",
