@@ -154,7 +154,7 @@ def rollback_subject(app: App, service: str, environment: str, to: str | None, r
         service,
         environment,
         to,
-        state=lambda: app.target(service).state(service, environment),
+        state=lambda: app.platform(service).state(service, environment),
         releases=config.services[service].versions,
     )
     current, version, proof = target.current, target.version, target.proof

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from deploy_mcp.core.platform import Platform
 from deploy_mcp.core.target import Release
 
@@ -105,3 +107,14 @@ DRIVERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Driver]]] 
     "local": local_driver,
 }
 """Every driver the suite runs against. Kubernetes and ECS join here with one line each."""
+
+
+@pytest.fixture(name="driver", params=sorted(DRIVERS))
+def driver_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
+    """Each test that takes ``driver`` runs once per entry of DRIVERS, on a fresh, empty platform.
+
+    Defined here and imported by the test module, not in a conftest.py: the test modules import helpers from
+    tests/conftest.py by the name ``conftest``, which a second conftest.py would shadow.
+    """
+    with DRIVERS[request.param](tmp_path) as made:
+        yield made

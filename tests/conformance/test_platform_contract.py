@@ -22,11 +22,13 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
-from platform_drivers import Driver
+from platform_drivers import Driver, driver_fixture
 
 from deploy_mcp.core.platform import FlagProvider, Prober, TrafficRouter, Workload, proportional
 from deploy_mcp.core.target import ErrorCode, TargetError, TargetState
 from deploy_mcp.signals.health import check_health
+
+__all__ = ["driver_fixture"]  # the ``driver`` fixture: imported for pytest, not used by name
 
 V1, V2 = "1.0.0", "2.0.0"
 

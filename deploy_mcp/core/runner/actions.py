@@ -5,8 +5,9 @@ Idempotence is what makes resuming safe: a process killed in the middle of a ste
 only tops it up, ``stop`` of a version that is gone does nothing, and weights are set absolutely.
 
 "Traffic follows instances": a plan that never sets weights (rolling, recreate) means each version serves in
-proportion to its ready instances, which Kubernetes does by itself; on a platform with exact weights the runner
-sets them after every size change, and moves a version's share away before shrinking or stopping it.
+proportion to its ready instances. The runner sets that split after every size change (on a router with exact
+weights it also moves a version's share away before shrinking it; a router whose weights are replica ratios drains
+by itself), and moves a version's whole share away before stopping it.
 
 Every platform call of a deployment, an undo included, goes through this class, and through the platform's parts:
 the workload for instances, the router for weights (read back after every change: a router that did not apply a
