@@ -159,3 +159,6 @@ class App:
             if self._ledger is not None:
                 self._ledger.close()
                 self._ledger = None
+            if self._targets is not None:
+                self._targets.close()
+                self._targets = None

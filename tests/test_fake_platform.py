@@ -37,6 +37,14 @@ name = "new-greeting"
 strategy = "canary"
 analysis = {QUICK}
 
+[services.hello.environments.rolling]
+strategy = "rolling"
+analysis = {QUICK}
+
+[services.hello.environments.recreate]
+strategy = "recreate"
+analysis = {QUICK}
+
 [services.hello.environments.bluegreen]
 strategy = "blue-green"
 scale_down_delay = "100ms"
@@ -236,3 +244,20 @@ def test_a_feature_flag_ramps_where_the_platform_keeps_flags_and_goes_off_on_fai
     assert failed.status is Status.ROLLED_BACK
     assert exact.platform.flags.get_flag(SERVICE, "flags", "new-greeting") == 0
     assert exact.platform.state(SERVICE, "flags").serving == ["2.0.0"]
+
+
+def test_rolling_and_recreate_without_a_router_let_traffic_follow_the_instances(no_router: Shop) -> None:
+    no_router.seed("rolling")
+    record = no_router.deploy(no_router.plan("2.0.0", "rolling"))
+    assert record.status is Status.SUCCEEDED, record.reason
+    # every split given was the ready-instance ratio at that moment, ending with the new version alone
+    splits = applied_weights(no_router)
+    assert splits[0] == {"1.0.0": 80, "2.0.0": 20}  # 4 old + 1 new, before the first old one goes
+    assert splits[-1] == {"2.0.0": 100}
+    assert no_router.platform.state(SERVICE, "rolling").weights == {"2.0.0": 100}
+    assert no_router.platform.state(SERVICE, "rolling").version("2.0.0").replicas == 4  # type: ignore[union-attr]
+
+    no_router.seed("recreate")
+    record = no_router.deploy(no_router.plan("2.0.0", "recreate"))
+    assert record.status is Status.SUCCEEDED, record.reason
+    assert no_router.platform.state(SERVICE, "recreate").weights == {"2.0.0": 100}

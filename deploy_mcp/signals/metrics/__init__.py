@@ -35,7 +35,7 @@ def metric_source_for(config: DeployConfig, service: str, environment: str, plat
     if prometheus is not None:
         return PrometheusMetrics(prometheus.url, prometheus)
     if platform is not None and platform.metrics is not None:
-        return LocalRouterMetrics(platform.metrics)
+        return LocalRouterMetrics(platform.metrics, name=f"{platform.kind}-router")
     where = f"the {platform.kind} target" if platform is not None else "its target"
     raise MetricSourceError(
         f"{service}/{environment} cannot be measured: {where} has no built-in traffic metrics and no metric source "
