@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="watch the SHIP loop on the local platform, driven through MCP")
     demo.add_argument("--keep", action="store_true", help="leave the demo project and its services running")
+    demo.add_argument(
+        "--short", action="store_true", help="ship one release to staging only: a quick check that an install works"
+    )
 
     local = commands.add_parser("local", help="the embedded local platform: what runs, and stopping it")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
@@ -216,7 +219,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from deploy_mcp.demo import run_demo
 
-        return run_demo(keep=args.keep)
+        return run_demo(keep=args.keep, short=args.short)
     raise AssertionError(args.command)
 
 
