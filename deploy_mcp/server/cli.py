@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deploy_mcp import __version__
 from deploy_mcp.errors import UserError
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="deploy-mcp", description="Ship services safely: an MCP server for coding agents, and its CLI."
     )
     parser.add_argument("--config", help="path to deploy.toml (default: $DEPLOY_MCP_CONFIG, then search upwards)")
+    parser.add_argument("--version", action="version", version=f"deploy-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
