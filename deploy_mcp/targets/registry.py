@@ -29,6 +29,10 @@ class Targets:
         return self._drivers[kind]
 
     def _create(self, kind: str, service: str) -> Target:
+        from deploy_mcp.extras import missing_for_target
+
+        if (missing := missing_for_target(kind, service)) is not None:
+            raise TargetError(missing, ErrorCode.UNAVAILABLE)
         if kind == "local":
             from deploy_mcp.targets.local import LocalTarget
 
