@@ -88,7 +88,7 @@ def documented_versions() -> dict[str, set[str]]:
     for page in pages:
         if "node_modules" in page.parts or page.name == "changelog.md":
             continue
-        stated = set(re.findall(r"deploy-mcp (\d+\.\d+\.\d+)\b", page.read_text()))
+        stated = set(re.findall(r"deploy-mcp[ :](\d+\.\d+\.\d+)\b", page.read_text()))
         if stated:
             found[str(page.relative_to(REPO))] = stated
     changelog = (REPO / "docs" / "changelog.md").read_text()
