@@ -7,7 +7,7 @@
 
 FROM python:3.11-slim-trixie AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY deploy_mcp ./deploy_mcp
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 

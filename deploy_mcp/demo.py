@@ -85,7 +85,8 @@ def _require(data: dict[str, Any], *keys: str) -> Any:
         if not isinstance(node, dict) or key not in node:
             dotted = ".".join(f'"{part}"' if "." in part else part for part in keys[: depth + 1])
             raise DemoSetupError(
-                f"examples/deploy.toml has no {dotted}, which the demo needs; restore it from the repository"
+                f"examples/deploy.toml has no {dotted}, which the demo needs; reinstall deploy-mcp (or restore the "
+                "file from the repository)"
             )
         node = node[key]
     return node

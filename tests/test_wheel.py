@@ -110,6 +110,7 @@ def test_the_wheel_holds_the_example_project_and_the_data_files(installed: Insta
     assert any(name.startswith("deploy_mcp/templates/deploy_md/") for name in names)
     assert any(name.startswith("deploy_mcp/resources/checklists/") for name in names)
     assert not any(name.startswith(("tests/", "examples/", "docs/")) for name in names), "only the package ships"
+    assert f"deploy_mcp-{VERSION}.dist-info/licenses/LICENSE" in names
     (sdist,) = installed.dist.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
         members = archive.getnames()
