@@ -1,8 +1,9 @@
 """One version and one name everywhere a user or the MCP Registry reads them.
 
-server.json is checked offline against the registry's server.json schema, vendored in tests/data/server.schema.json
-(docs/reference/server-json/server.schema.json of the modelcontextprotocol/registry repository, the 2025-09-29
-schema its `$schema` names). Replace both together to move to a newer schema.
+server.json is checked offline against the registry's server.json schema, vendored in tests/data/server.schema.json:
+the 2025-12-11 schema (https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json, generated from
+the modelcontextprotocol/registry repository's openapi.yaml), the one server.json's `$schema` names. The registry's
+publisher refuses a schema it has deprecated, so move to a newer one by replacing both together.
 """
 
 from __future__ import annotations
@@ -46,10 +47,10 @@ def test_the_schema_check_rejects_what_the_registry_rejects() -> None:
     too_long = {**entry, "description": "x" * 101}
     latest = copy.deepcopy(entry)
     latest["packages"][0]["version"] = "latest"
-    unknown_field = copy.deepcopy(entry)
-    unknown_field["packages"][0]["environment_variables"] = []  # snake_case, the pre-2025-09-16 spelling
+    unknown_transport = copy.deepcopy(entry)
+    unknown_transport["packages"][0]["transport"] = {"type": "websocket"}
     bad_name = {**entry, "name": "deploy-mcp"}  # no namespace
-    for broken in (too_long, latest, unknown_field, bad_name):
+    for broken in (too_long, latest, unknown_transport, bad_name):
         assert schema_errors(broken), broken
 
 
