@@ -11,15 +11,15 @@ from enum import StrEnum
 
 
 class Extra(StrEnum):
-    """The extras named in pyproject.toml's [project.optional-dependencies]."""
+    """The extras of pyproject.toml that bring a Python module (migrations brings the squawk binary, which
+    migrations/squawk.py looks for and names the same way)."""
 
     KUBERNETES = "kubernetes"
     ECS = "ecs"
-    MIGRATIONS = "migrations"
 
 
 MODULE = {Extra.KUBERNETES: "kubernetes", Extra.ECS: "boto3"}
-"""The module whose absence means the extra is missing (migrations' squawk is a binary: see migrations/squawk.py)."""
+"""The module whose absence means the extra is missing."""
 
 TARGET_EXTRA = {"kubernetes": Extra.KUBERNETES, "ecs": Extra.ECS}
 """deploy.toml's `target` values that need an extra."""

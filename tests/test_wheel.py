@@ -5,6 +5,7 @@ and installing the dependencies, from pip's cache when it is warm). Every comman
 working directory and a PATH holding only that virtualenv and the system, so nothing of the repository (its
 sources, its examples, its own .venv and the tools in it) can stand in for what the wheel lacks. The wheel is
 installed without extras, as `pip install deploy-mcp` does: the features that need one must name the command.
+`uvx deploy-mcp`, the other way MCP clients start a server, is run from the same wheel in uv's own environment.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ class Installed:
     def command(self) -> Path:
         return self.venv / "bin" / "deploy-mcp"
 
+    @property
+    def uvx(self) -> list[str]:
+        """`uvx deploy-mcp` as an MCP client configuration runs it, from the built wheel instead of PyPI."""
+        (wheel,) = self.dist.glob("*.whl")
+        uvx = Path(sys.executable).parent / "uvx"
+        python = self.venv / "bin" / "python"  # an interpreter to build uv's own environment from, never a download
+        return [str(uvx), "--python", str(python), "--from", str(wheel), "deploy-mcp"]
+
     def run(self, *args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.command), *args],
@@ -77,7 +86,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV", "DEPLOY_MCP"))
     }
-    env.update(PATH=f"{venv / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin", COLUMNS="80", TMPDIR=str(home))
+    env.update(
+        PATH=f"{venv / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        COLUMNS="80",
+        TMPDIR=str(home),
+        UV_PYTHON_DOWNLOADS="never",
+    )
     # with its dependencies, as a user gets them (pip's cache makes a repeat quick); no extras
     _run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", str(wheel)],
@@ -174,13 +188,26 @@ def test_the_short_demo_ships_the_packaged_example(installed: Installed) -> None
     assert left == [], f"processes outlived the demo: {left}"
 
 
-def inspector(installed: Installed, project: Path, *method: str) -> dict:
+def test_uvx_runs_the_wheel_in_an_environment_of_its_own(installed: Installed) -> None:
+    result = subprocess.run(
+        [*installed.uvx, "--version"],
+        cwd=installed.home,
+        env=installed.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == f"deploy-mcp {VERSION}"
+
+
+def inspector(installed: Installed, project: Path, *method: str, server: list[str] | None = None) -> dict:
     if LOCAL_INSPECTOR.exists():
         command = [str(LOCAL_INSPECTOR)]
     else:
         require_component("node", shutil.which("npx") is not None, "install Node.js; scripts/setup.sh caches the CLI")
         command = ["npx", "-y", "@modelcontextprotocol/inspector@0.15"]
-    server = [str(installed.command), "serve"]
+    server = [*(server or [str(installed.command)]), "serve"]
     config = ["-e", f"DEPLOY_MCP_CONFIG={project / 'deploy.toml'}"]
     result = subprocess.run(
         [*command, "--cli", *config, *server, *method],
@@ -227,9 +254,16 @@ def extras_project(installed: Installed) -> Path:
     return project
 
 
-def test_the_installed_server_answers_the_inspector(installed: Installed, extras_project: Path) -> None:
-    tools = {tool["name"] for tool in inspector(installed, extras_project, "--method", "tools/list")["tools"]}
-    assert {"plan_deployment", "deploy", "lint_migrations", "deployment_history"} <= tools
+@pytest.mark.parametrize("how", ["pip", "uvx"])
+def test_the_installed_server_lists_its_tools_to_the_inspector(
+    installed: Installed, extras_project: Path, how: str
+) -> None:
+    server = installed.uvx if how == "uvx" else None
+    listed = inspector(installed, extras_project, "--method", "tools/list", server=server)["tools"]
+    assert {"plan_deployment", "deploy", "lint_migrations", "deployment_history"} <= {tool["name"] for tool in listed}
+
+
+def test_the_installed_server_reads_a_checklist_to_the_inspector(installed: Installed, extras_project: Path) -> None:
     body = inspector(installed, extras_project, "--method", "resources/read", "--uri", "deploy://checklists/rollback")
     assert body["contents"][0]["text"].startswith("# ")
 
