@@ -23,16 +23,16 @@ class Targets:
         if service not in config.services:
             known = ", ".join(config.services) or "none"
             raise TargetError(f"service: {service!r} is not in deploy.toml; known services: {known}")
+        from deploy_mcp.extras import missing_for_target  # before any driver import: name the pip command
+
+        if (missing := missing_for_target(config.services[service].target.value, service)) is not None:
+            raise TargetError(missing, ErrorCode.UNAVAILABLE)
         kind = config.services[service].target.value
         if kind not in self._drivers:
             self._drivers[kind] = self._create(kind, service)
         return self._drivers[kind]
 
     def _create(self, kind: str, service: str) -> Target:
-        from deploy_mcp.extras import missing_for_target
-
-        if (missing := missing_for_target(kind, service)) is not None:
-            raise TargetError(missing, ErrorCode.UNAVAILABLE)
         if kind == "local":
             from deploy_mcp.targets.local import LocalTarget
 
