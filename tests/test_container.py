@@ -130,16 +130,18 @@ def image_command(tmp_path: Path) -> Iterator[tuple[int, list[str]]]:
         DEPLOY_MCP_TOKEN="image-test-token",
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
     )
-    server = subprocess.Popen(
-        [*exec_form(entrypoint), *exec_form(cmd), "--port", str(port)],
-        cwd=project,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "server.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [*exec_form(entrypoint), *exec_form(cmd), "--port", str(port)],
+            cwd=project,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield port, [sys.executable if part == "python" else part for part in healthcheck_command(port)]
+        print(log.read_text()[-2000:])
     finally:
         server.terminate()
         try:

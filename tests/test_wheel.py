@@ -86,8 +86,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     env = {
         key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV", "DEPLOY_MCP"))
     }
+    node = shutil.which("node")  # the Inspector's interpreter, wherever Node.js is installed
+    system = [str(Path(node).parent)] if node else []
     env.update(
-        PATH=f"{venv / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        PATH=os.pathsep.join([str(venv / "bin"), *system, "/usr/bin", "/bin"]),
         COLUMNS="80",
         TMPDIR=str(home),
         UV_PYTHON_DOWNLOADS="never",
