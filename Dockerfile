@@ -5,13 +5,13 @@
 # It holds every extra ([all]: the Kubernetes and ECS drivers, squawk for migrations, the PostgreSQL ledger driver);
 # build with --build-arg EXTRAS=kubernetes,postgresql (say) for a smaller image.
 
-FROM python:3.11-slim-trixie AS build
+FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY deploy_mcp ./deploy_mcp
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
-FROM python:3.11-slim-trixie
+FROM python:3.11-slim-bookworm
 ARG EXTRAS=all
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
