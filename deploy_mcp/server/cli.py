@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deploy_mcp import __version__
 from deploy_mcp.errors import UserError
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="deploy-mcp", description="Ship services safely: an MCP server for coding agents, and its CLI."
     )
     parser.add_argument("--config", help="path to deploy.toml (default: $DEPLOY_MCP_CONFIG, then search upwards)")
+    parser.add_argument("--version", action="version", version=f"deploy-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
@@ -67,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="watch the SHIP loop on the local platform, driven through MCP")
     demo.add_argument("--keep", action="store_true", help="leave the demo project and its services running")
+    demo.add_argument(
+        "--short", action="store_true", help="ship one release to staging only: a quick check that an install works"
+    )
 
     local = commands.add_parser("local", help="the embedded local platform: what runs, and stopping it")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
@@ -216,7 +221,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from deploy_mcp.demo import run_demo
 
-        return run_demo(keep=args.keep)
+        return run_demo(keep=args.keep, short=args.short)
     raise AssertionError(args.command)
 
 

@@ -78,6 +78,7 @@ export default defineConfig({
           { text: 'Enterprise mode', link: '/guides/enterprise-mode' },
           { text: 'Kubernetes', link: '/guides/kubernetes' },
           { text: 'AWS ECS', link: '/guides/ecs' },
+          { text: 'Container image', link: '/guides/container' },
           { text: 'Publishing these docs', link: '/guides/publishing-docs' },
         ],
       },
