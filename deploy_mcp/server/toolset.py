@@ -17,8 +17,9 @@ from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as MCPTool
-from mcp_types import ToolAnnotations
+from pydantic import BaseModel
 
 SCHEMA_FILE = Path(__file__).with_name("tool_schemas.json")
 
@@ -84,6 +85,8 @@ class DeployServer(MCPServer):
         super().__init__(**settings)
         self.app = app
         self._pending = {spec.name: spec for spec in TOOLS}
+        self.full_output_schemas: dict[str, dict[str, Any]] = {}
+        """Each built tool's output schema as pydantic writes it, every nested model spelled out (the reference)."""
         self._listing = _cached_listing()
         if set(self._listing) != set(self._pending):  # no listing, or one from another set of tools
             self.build_all()
@@ -98,6 +101,19 @@ class DeployServer(MCPServer):
         spec = self._pending.pop(name, None)
         if spec is not None:
             self.add_tool(bind(spec.load(), self.app), name=spec.name, annotations=spec.annotations)
+            self._shorten_schemas(spec.name)
+
+    def _shorten_schemas(self, name: str) -> None:
+        """The listing's schemas without what pydantic repeats (server/schemas.py says what goes and why)."""
+        from deploy_mcp.server.schemas import OUTPUT_DEPTH, collapse_nested, compact_input, compact_output
+
+        tool = self._tool_manager.get_tool(name)
+        assert tool is not None
+        tool.parameters = compact_input(tool.parameters)
+        metadata = tool.fn_metadata
+        if metadata.output_schema is not None:
+            self.full_output_schemas[name] = metadata.output_schema
+            metadata.output_schema = collapse_nested(compact_output(metadata.output_schema), OUTPUT_DEPTH)
 
     async def list_tools(self) -> list[MCPTool]:
         built = {tool.name: tool for tool in await super().list_tools()}
@@ -106,7 +122,7 @@ class DeployServer(MCPServer):
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         self._build(name)
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             from pydantic import ValidationError
 
@@ -116,6 +132,20 @@ class DeployServer(MCPServer):
 
             schema = self._tool_input_schema(name)
             raise ToolError(describe_invalid_arguments(name, exc.__cause__, schema)) from None
+        return self._summarized(name, result)
+
+    def _summarized(self, name: str, result: Any) -> Any:
+        """The result with the text an agent reads made a summary; structuredContent keeps the whole record."""
+        if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
+            return result
+        tool = self._tool_manager.get_tool(name)
+        model = tool.fn_metadata.output_model if tool is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return result
+        from deploy_mcp.server.summaries import summary_for
+
+        text = summary_for(model.model_validate(result.structured_content))
+        return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
         self._build(name)
