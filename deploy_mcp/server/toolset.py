@@ -82,6 +82,9 @@ class DeployServer(MCPServer):
     """An MCPServer whose tools are listed from a cached listing and built on first call."""
 
     def __init__(self, app: Any, **settings: Any) -> None:
+        from deploy_mcp.server.apps import rollout_extension
+
+        settings.setdefault("extensions", [rollout_extension()])  # the live rollout view (MCP Apps)
         super().__init__(**settings)
         self.app = app
         self._pending = {spec.name: spec for spec in TOOLS}
@@ -100,7 +103,10 @@ class DeployServer(MCPServer):
 
         spec = self._pending.pop(name, None)
         if spec is not None:
-            self.add_tool(bind(spec.load(), self.app), name=spec.name, annotations=spec.annotations)
+            from deploy_mcp.server.apps import ui_meta
+
+            tool = bind(spec.load(), self.app)
+            self.add_tool(tool, name=spec.name, annotations=spec.annotations, meta=ui_meta(spec.name))
             self._shorten_schemas(spec.name)
 
     def _shorten_schemas(self, name: str) -> None:
