@@ -1,0 +1,149 @@
+"""What an agent reads: each tool result's text, read the way a model reads it, on real deployments.
+
+The text content is all a model sees of a result in most clients. It must carry the deployment id, the state, the
+reason with the numbers that decided it and the next step, in a few lines and each fact once, while
+structuredContent keeps the whole record for clients that want it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from local_fixtures import free_port, wait_until_gone
+from mcp import Client
+from test_rollout_app import config
+
+from deploy_mcp.app import App
+from deploy_mcp.server.app import build_server
+from deploy_mcp.targets.local.loadgen import BackgroundLoad
+
+pytestmark = pytest.mark.anyio
+STAGING = {"service": "hello", "environment": "staging"}
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[App]:
+    port = free_port()
+    (tmp_path / "deploy.toml").write_text(config(port))
+    app = App.load(tmp_path / "deploy.toml")
+    app.port = port  # type: ignore[attr-defined]
+    try:
+        yield app
+    finally:
+        app.close()
+        from deploy_mcp.targets.local import cli
+
+        cli.stop(app.project, "hello")
+        assert wait_until_gone(tmp_path) == [], "processes left running"
+
+
+def text(result: types.CallToolResult) -> str:
+    assert not result.is_error, result.content
+    assert len(result.content) == 1 and isinstance(result.content[0], types.TextContent)
+    return result.content[0].text
+
+
+def read_as_an_agent(result: types.CallToolResult) -> str:
+    """The text, checked for what makes it cheap to read: not JSON, no line said twice, short."""
+    said = text(result)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(said)
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines)), f"a line is repeated:\n{said}"
+    assert len(said) < 2500, f"{len(said)} characters:\n{said}"
+    return said
+
+
+async def settle(client: Client, result: types.CallToolResult) -> types.CallToolResult:
+    view = result.structured_content
+    for _ in range(400):
+        if view["record"]["status"] not in ("pending", "in_progress"):
+            return result
+        await anyio.sleep(0.25)
+        result = await client.call_tool("deployment_status", {"deployment_id": view["record"]["id"]})
+        view = result.structured_content
+    raise AssertionError(f"{view['record']['id']} did not settle")
+
+
+def line(said: str, start: str) -> str:
+    found = [entry for entry in said.splitlines() if entry.startswith(start)]
+    assert found, f"no line starting with {start!r}:\n{said}"
+    return found[0]
+
+
+async def test_each_result_says_the_id_the_state_the_reason_with_numbers_and_the_next_step(app: App) -> None:
+    url = f"http://127.0.0.1:{app.port}/"  # type: ignore[attr-defined]
+    async with Client(build_server(app)) as client:
+        # A first release with no traffic cannot be judged: it pauses, and the text says why and what to do.
+        first = await settle(client, await client.call_tool("deploy", {**STAGING, "version": "1.0.0"}))
+        record = first.structured_content["record"]
+        said = read_as_an_agent(first)
+        assert said.startswith(f"{record['id']}: hello 1.0.0 to staging (canary): paused at step "), said
+        assert "no data is not a pass" in line(said, "reason: ")
+        assert re.search(r"\d+ requests?", line(said, "reason: ")), "the reason carries its numbers"
+        next_step = line(said, "next: ")
+        assert all(word in next_step for word in ("promote", "resume", "abort")), next_step
+        paused_steps = [entry for entry in said.splitlines() if entry.strip().startswith("step ")]
+        assert any("inconclusive" in entry for entry in paused_steps), "the step it paused on is described"
+        assert len(paused_steps) < len(record["steps"]), "finished and pending steps are counted, not listed"
+
+        with BackgroundLoad(url, rate=150):
+            resumed = await settle(client, await client.call_tool("resume", {"deployment_id": record["id"]}))
+            assert "succeeded" in read_as_an_agent(resumed).splitlines()[0]
+
+            subject = {**STAGING, "version": "2.0.0"}
+            plan = read_as_an_agent(await client.call_tool("plan_deployment", subject))
+            assert plan.startswith("plan: hello 2.0.0 to staging over 1.0.0: canary (configured)"), plan
+            assert "error rate warn 1% / critical 5%" in plan and "p95 warn 500 / critical 2000 ms" in plan
+            assert line(plan, "next: ") == "next: preflight, then deploy"
+
+            checklist = read_as_an_agent(await client.call_tool("preflight", subject))
+            assert checklist.startswith("preflight: hello 2.0.0 to staging: ready"), checklist
+            assert "rollback would return to 1.0.0" in line(checklist, "rollback target: ")
+            assert line(checklist, "next: ") == "next: deploy"
+
+            good = await settle(client, await client.call_tool("deploy", subject))
+            good_id = good.structured_content["record"]["id"]
+            said = read_as_an_agent(good)
+            assert said.startswith(f"{good_id}: hello 2.0.0 to staging (canary, from 1.0.0): succeeded after "), said
+            steps = line(said, "steps: ")
+            assert re.fullmatch(r"steps: (\d+) in all, \1 succeeded", steps), steps
+            verdicts = said[said.index("verdicts:") :]
+            assert re.search(r"error rate \d+(\.\d+)?% of \d+ requests, p95 \d", verdicts), verdicts
+            assert line(said, "serving: ").startswith("serving: 2.0.0 2/2 ready, 100% of traffic")
+            assert line(said, "next: ").startswith("next: run validate(")
+
+            checked = read_as_an_agent(await client.call_tool("validate", {**STAGING, "deployment_id": good_id}))
+            assert checked.startswith(f"validate hello in staging ({good_id}): pass"), checked
+            assert re.search(r"error rate \d+(\.\d+)?% of \d+ requests, p95 \d", line(checked, "metrics ("))
+            assert line(checked, "next: ").startswith("next: continue")
+
+            bad = await settle(client, await client.call_tool("deploy", {**STAGING, "version": "3.0.0"}))
+        record = bad.structured_content["record"]
+        said = read_as_an_agent(bad)
+        assert said.startswith(f"{record['id']}: hello 3.0.0 to staging (canary, from 2.0.0): rolled_back"), said
+        reason = line(said, "reason: ")
+        assert reason == f"reason: {record['reason']}"
+        assert re.search(r"\d+ errors? in the first \d+ requests|error rate \d+(\.\d+)?%", reason), reason
+        assert "critical 5%" in reason, reason
+        assert line(said, "serving: ").startswith("serving: 2.0.0 2/2 ready, 100% of traffic"), said
+        assert "previous version serves" in line(said, "next: ")
+        assert said.count(record["reason"]) == 1, "the deciding reason is said once"
+
+        history = read_as_an_agent(await client.call_tool("deployment_history", {"service": "hello"}))
+        rows = history.splitlines()
+        assert rows[0] == "3 deployment(s), newest first:"
+        assert rows[1].startswith(f"{record['id']} hello 3.0.0 staging canary rolled_back")
+        assert rows[2].startswith(f"{good_id} hello 2.0.0 staging canary succeeded, validated")
+
+        # structuredContent still holds the whole record for clients that want it.
+        full: dict[str, Any] = bad.structured_content
+        assert len(full["record"]["steps"]) == len(record["steps"]) and full["record"]["verdicts"]
+        assert full["thresholds"]["error_rate"] == {"warn": 0.01, "critical": 0.05}
