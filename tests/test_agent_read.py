@@ -147,3 +147,36 @@ async def test_each_result_says_the_id_the_state_the_reason_with_numbers_and_the
         full: dict[str, Any] = bad.structured_content
         assert len(full["record"]["steps"]) == len(record["steps"]) and full["record"]["verdicts"]
         assert full["thresholds"]["error_rate"] == {"warn": 0.01, "critical": 0.05}
+
+
+async def test_the_tool_listing_stays_small_and_its_schemas_still_say_what_a_result_holds(app: App) -> None:
+    async with Client(build_server(app)) as client:
+        listing = await client.list_tools()
+    wire = json.dumps(listing.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":"))
+    assert len(wire) <= 40_000, f"tools/list is {len(wire):,} characters; the budget is 40,000"
+    tools = {tool.name: tool for tool in listing.tools}
+    titled = [node for tool in listing.tools for node in schema_nodes([tool.input_schema, tool.output_schema])]
+    assert titled and all(node["type"] == "object" and "properties" not in node for node in titled), (
+        "a title is left only where a nested model is named instead of spelled out"
+    )
+    view = tools["deployment_status"].output_schema
+    record = view["$defs"]["DeploymentRecord"]
+    assert {"id", "status", "reason", "steps", "verdicts"} <= set(record["properties"])
+    assert record["properties"]["steps"]["items"] == {"type": "object", "title": "Step"}
+    assert view["$defs"]["Status"]["enum"][:3] == ["pending", "in_progress", "paused"]
+    assert tools["deploy"].input_schema["properties"]["wait_seconds"]["default"] == 50, "inputs keep defaults"
+
+
+def schema_nodes(node: Any) -> Iterator[dict[str, Any]]:
+    """Every schema node holding a ``title`` keyword (a property called title would be a key of properties)."""
+    if isinstance(node, list):
+        for item in node:
+            yield from schema_nodes(item)
+    elif isinstance(node, dict):
+        if isinstance(node.get("title"), str):
+            yield node
+        for key, value in node.items():
+            if key == "properties":
+                yield from schema_nodes(list(value.values()))
+            elif key != "title":
+                yield from schema_nodes(value)
