@@ -125,7 +125,11 @@ async def test_each_result_says_the_id_the_state_the_reason_with_numbers_and_the
             assert re.search(r"error rate \d+(\.\d+)?% of \d+ requests, p95 \d", line(checked, "metrics ("))
             assert line(checked, "next: ").startswith("next: continue")
 
-            bad = await settle(client, await client.call_tool("deploy", {**STAGING, "version": "3.0.0"}))
+            started = await client.call_tool("deploy", {**STAGING, "version": "3.0.0", "wait_seconds": 0})
+            running = read_as_an_agent(started)
+            assert re.search(r": (pending|in_progress at step \d+/\d+)$", running.splitlines()[0]), running
+            assert line(running, "next: ").startswith("next: poll deployment_status(deployment_id)"), running
+            bad = await settle(client, started)
         record = bad.structured_content["record"]
         said = read_as_an_agent(bad)
         assert said.startswith(f"{record['id']}: hello 3.0.0 to staging (canary, from 2.0.0): rolled_back"), said
@@ -136,6 +140,9 @@ async def test_each_result_says_the_id_the_state_the_reason_with_numbers_and_the
         assert line(said, "serving: ").startswith("serving: 2.0.0 2/2 ready, 100% of traffic"), said
         assert "previous version serves" in line(said, "next: ")
         assert said.count(record["reason"]) == 1, "the deciding reason is said once"
+        assert said.count("above the critical 5%") == 1, f"the deciding numbers are said once:\n{said}"
+        failed = line(said, "  step ")
+        assert "failed" in failed, "the step that failed is described, the pending ones are only counted"
 
         history = read_as_an_agent(await client.call_tool("deployment_history", {"service": "hello"}))
         rows = history.splitlines()

@@ -43,6 +43,18 @@ NOTEWORTHY_STEPS = {
     StepState.INTERRUPTED,
 }
 """Steps described in full in a summary; the others are only counted."""
+STEP_ORDER = (
+    StepState.SUCCEEDED,
+    StepState.PROMOTED,
+    StepState.SKIPPED,
+    StepState.FAILED,
+    StepState.INCONCLUSIVE,
+    StepState.WAITING,
+    StepState.INTERRUPTED,
+    StepState.RUNNING,
+    StepState.PENDING,
+)
+"""The order steps are counted in: what is done, what went wrong, what is left."""
 
 
 @singledispatch
@@ -74,11 +86,11 @@ def _deployment_view(view: Any) -> str:
             step.index == record.current_step and record.status in (Status.PENDING, Status.IN_PROGRESS)
         ):
             lines.append(f"  step {step.index} {step.name} {step.status}: {step.detail}")
-    lines.extend(verdict_lines(record.verdicts))
+    lines.extend(verdict_lines(record.verdicts, said=record.reason or ""))
     if record.validation.checked_at is not None and record.validation.verdict:
         passed = "passed" if record.validation.passed else "not passed"
         last = record.verdicts[-1] if record.verdicts else None
-        said = last is not None and record.validation.verdict == f"{last.phase.value}: {last.reason}"
+        said = last is not None and last.reason in record.validation.verdict
         lines.append(f"validation: {passed}" + (" (the last verdict)" if said else f", {record.validation.verdict}"))
     if view.live is not None:
         lines.append(f"serving: {serving_line(view.live)}")
@@ -108,21 +120,30 @@ def headline(record: DeploymentRecord) -> str:
 def step_counts(steps: Iterable[Step]) -> str:
     steps = list(steps)
     counts = Counter(str(step.status) for step in steps)
-    order = [state.value for state in StepState]
+    order = [state.value for state in STEP_ORDER]
     parts = [f"{counts[name]} {name}" for name in sorted(counts, key=lambda s: order.index(s) if s in order else 99)]
     return f"{len(steps)} in all, " + ", ".join(parts) if parts else "none"
 
 
-def verdict_lines(verdicts: list[Verdict]) -> list[str]:
-    """Every verdict in one short line with its numbers; the reason in full only for the last, which decided."""
+def verdict_lines(verdicts: list[Verdict], said: str = "") -> list[str]:
+    """Every verdict in one short line with its numbers; the last, which decided, with its reason unless ``said``
+    (the record's reason) already holds it."""
     if not verdicts:
         return []
     lines = ["verdicts:"]
     for verdict in verdicts[:-1]:
-        lines.append(f"  step {verdict.step} {verdict.phase.value}: {metric_numbers(verdict.metrics)}")
+        lines.append(f"  step {verdict.step} {verdict.phase.value}: {short_verdict(verdict)}")
     last = verdicts[-1]
-    lines.append(f"  step {last.step} {last.phase.value}: {last.reason}")
+    told = last.reason in said
+    lines.append(f"  step {last.step} {last.phase.value}: {short_verdict(last) if told else last.reason}")
     return lines
+
+
+def short_verdict(verdict: Verdict) -> str:
+    """The numbers of a verdict, or the first clause of its reason when it has none (health and smoke checks)."""
+    if any(key in verdict.metrics for key in ("error_rate", "requests", "p95_ms")):
+        return metric_numbers(verdict.metrics)
+    return verdict.reason.split(": ", 1)[0]
 
 
 def metric_numbers(metrics: dict[str, Any]) -> str:
