@@ -187,3 +187,20 @@ def schema_nodes(node: Any) -> Iterator[dict[str, Any]]:
                 yield from schema_nodes(list(value.values()))
             elif key != "title":
                 yield from schema_nodes(value)
+
+
+async def test_a_summary_that_fails_sends_the_record_instead_of_an_error(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in a summary must never turn a tool that did its work into an error the agent retries."""
+    from deploy_mcp.server import summaries
+
+    def broken(_result: object) -> str:
+        raise KeyError("a field the summary expected")
+
+    monkeypatch.setattr(summaries, "summary_for", broken)
+    arguments = {"service": "web", "version": "2.0.0", "environment": "production"}
+    async with Client(build_server(App.load(project_dir / "deploy.toml"))) as client:
+        result = await client.call_tool("plan_deployment", arguments)
+    assert not result.is_error, result.content
+    assert json.loads(text(result)) == result.structured_content

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,7 +151,11 @@ class DeployServer(MCPServer):
             return result
         from deploy_mcp.server.summaries import summary_for
 
-        text = summary_for(model.model_validate(result.structured_content))
+        try:
+            text = summary_for(model.model_validate(result.structured_content))
+        except Exception:  # a summary that cannot be written must not turn a done deed into an error
+            logging.getLogger(__name__).exception("summary of %s failed; sending the record as JSON", name)
+            text = json.dumps(result.structured_content, separators=(",", ":"))
         return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
