@@ -6,10 +6,11 @@ deployment_history) against `deploy-mcp serve` over stdio, with real traffic on 
 the characters of each result's text content and of the `tools/list` answer. Goals: the six results at most
 16,000 characters in all (about 4k tokens) and `tools/list` at most 40 KB.
 
-With ``--baseline REV`` (default: main, when it differs from this checkout) the same loop runs in the same run
-against that revision's package, exported with `git archive`, and both columns are printed side by side.
+With ``--baseline REV`` (default: the commit where this branch left main, when its package differs from this
+checkout's) the same loop runs in the same run against that revision's package, exported with `git archive`, and
+both columns are printed side by side.
 
-    python bench/agent_tokens.py [--baseline main | --baseline none]
+    python bench/agent_tokens.py [--baseline main | --baseline none] [--version 3.0.0] [--show]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ LISTING_GOAL = 40_000
 SETUP_VERSION = "1.0.0"
 """Shipped first and not measured: the loop then ships a release over a version that serves, as most do."""
 VERSION = "2.0.0"
+"""The release the loop ships: a good one. ``--version 3.0.0`` ships the bad one, which the analysis rolls back."""
 ENVIRONMENT = "staging"
 
 
@@ -77,7 +79,7 @@ async def _settle(client: Client, result: Any) -> dict[str, Any]:
     return view
 
 
-async def _loop(label: str, source: Path, config: Path) -> Sizes:
+async def _loop(label: str, source: Path, config: Path, version: str) -> Sizes:
     env = {"DEPLOY_MCP_CONFIG": str(config), "PYTHONPATH": str(source)}
     server = StdioServerParameters(
         command=sys.executable, args=["-m", "deploy_mcp", "serve"], env=env, cwd=str(config.parent)
@@ -89,7 +91,7 @@ async def _loop(label: str, source: Path, config: Path) -> Sizes:
         setup = {"service": "hello", "version": SETUP_VERSION, "environment": ENVIRONMENT, "wait_seconds": 60}
         await _settle(client, await client.call_tool("deploy", setup))
 
-        subject = {"service": "hello", "version": VERSION, "environment": ENVIRONMENT}
+        subject = {"service": "hello", "version": version, "environment": ENVIRONMENT}
         calls: list[tuple[str, dict[str, Any]]] = [
             ("plan_deployment", subject),
             ("preflight", subject),
@@ -124,7 +126,7 @@ def _record(sizes: Sizes, name: str, result: Any) -> None:
     sizes.records[name] = result.structured_content
 
 
-def _measure(label: str, source: Path) -> Sizes:
+def _measure(label: str, source: Path, version: str) -> Sizes:
     from deploy_mcp.config.loader import load_project
     from deploy_mcp.demo import _project
     from deploy_mcp.targets.local import cli
@@ -134,7 +136,7 @@ def _measure(label: str, source: Path) -> Sizes:
         config, ports = _project(Path(folder))
         load = BackgroundLoad(f"http://127.0.0.1:{ports[ENVIRONMENT]}/", rate=50).start()
         try:
-            return anyio.run(_loop, label, source, config)
+            return anyio.run(_loop, label, source, config, version)
         finally:
             load.stop()
             cli.stop(load_project(config), "hello")
@@ -153,6 +155,16 @@ def _export(revision: str, into: Path) -> Path | None:
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
+
+
+def _merge_base() -> str | None:
+    """The commit this branch left main at: the code before this branch's changes."""
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "merge-base", "HEAD", "main"], capture_output=True, text=True, check=False
+    )
+    if found.returncode != 0:
+        return None
+    return found.stdout.strip() or None
 
 
 def _same_tree(revision: str) -> bool:
@@ -190,19 +202,28 @@ def _report(columns: list[Sizes]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="main", help="a git revision to compare with, or 'none'")
+    parser.add_argument(
+        "--baseline",
+        default="merge-base",
+        help="a git revision to compare with; 'merge-base' (default): where this branch left main; 'none'",
+    )
+    parser.add_argument("--version", default=VERSION, help="the release to ship (3.0.0: the bad one)")
     parser.add_argument("--show", action="store_true", help="print each result's text as the agent reads it")
     parser.add_argument("--dump", type=Path, help="write each result's structuredContent as JSON into this folder")
     args = parser.parse_args()
     columns: list[Sizes] = []
+    baseline = _merge_base() if args.baseline == "merge-base" else args.baseline
     with tempfile.TemporaryDirectory(prefix="agent-tokens-baseline-") as exported:
-        if args.baseline != "none" and not _same_tree(args.baseline):
-            source = _export(args.baseline, Path(exported))
+        if baseline not in (None, "none") and not _same_tree(baseline):
+            source = _export(baseline, Path(exported))
             if source is None:
-                print(f"cannot export {args.baseline} with git; measuring this checkout alone", file=sys.stderr)
+                print(f"cannot export {baseline} with git; measuring this checkout alone", file=sys.stderr)
             else:
-                columns.append(_measure(args.baseline, source))
-        columns.append(_measure("this checkout", ROOT))
+                try:
+                    columns.append(_measure(baseline[:12], source, args.version))
+                except Exception as exc:  # the baseline's own failure must not hide this checkout's numbers
+                    print(f"the loop failed on {baseline}: {exc!r:.300}", file=sys.stderr)
+        columns.append(_measure("this checkout", ROOT, args.version))
     current = columns[-1]
     if args.show:
         for name, text in current.texts.items():
