@@ -204,3 +204,29 @@ async def test_a_summary_that_fails_sends_the_record_instead_of_an_error(
         result = await client.call_tool("plan_deployment", arguments)
     assert not result.is_error, result.content
     assert json.loads(text(result)) == result.structured_content
+
+
+async def test_the_shortened_schemas_accept_real_results_and_reject_what_the_full_ones_reject(app: App) -> None:
+    """The listing's schema of a deployment view against two recorded canaries, good and broken."""
+    from jsonschema import Draft202012Validator
+
+    server = build_server(app)
+    server.build_all()
+    async with Client(server) as client:
+        listed = {tool.name: tool.output_schema for tool in (await client.list_tools()).tools}
+    full = Draft202012Validator(server.full_output_schemas["deployment_status"])
+    short = Draft202012Validator(listed["deployment_status"])
+    assert len(json.dumps(listed["deployment_status"])) * 3 < len(json.dumps(server.full_output_schemas["deploy"]))
+    for recorded in sorted((Path(__file__).parents[1] / "docs" / "public" / "rollout").glob("*.json")):
+        view = json.loads(recorded.read_text(encoding="utf-8"))
+        assert list(short.iter_errors(view)) == [] and list(full.iter_errors(view)) == []
+        broken: list[dict[str, Any]] = [
+            {key: value for key, value in view.items() if key != "record"},
+            {**view, "record": {**view["record"], "status": "finished-ish"}},
+            {**view, "record": {**view["record"], "id": None}},
+            {**view, "record": {**view["record"], "steps": "all of them"}},
+            {**view, "next_step": 3},
+        ]
+        for result in broken:
+            assert list(full.iter_errors(result)), result.keys()
+            assert list(short.iter_errors(result)), "the listing's schema lets through what the full one refuses"

@@ -7,6 +7,10 @@ validates and what explains: types, required fields, enums, constraints, descrip
 keep their defaults (they tell the caller what an omitted argument means); output schemas drop them (a result
 always carries every field). Field descriptions of output schemas are kept once, at the top level: the models
 below them describe the record that `deploy://` resources and the docs explain at length.
+
+The biggest saving is not repeating the deployment record: seven tools return a deployment view, and each spelled
+out every step, verdict, event and instance model. ``collapse_nested`` keeps the fields every result certainly
+holds and names the rest (``{type: object, title: Step}``); the tools reference prints them in full.
 """
 
 from __future__ import annotations

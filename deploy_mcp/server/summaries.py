@@ -13,7 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from functools import singledispatch
+from functools import cache, singledispatch
 from typing import Any
 
 from pydantic import BaseModel
@@ -66,13 +66,6 @@ def summarize(result: Any) -> str:
 
 
 # -- deployments ----------------------------------------------------------------------------------------------------
-
-
-def _register_views() -> None:
-    """Registered late: tools.views imports the App, which a bare import of this module must not pull in."""
-    from deploy_mcp.tools.views import DeploymentView
-
-    summarize.register(DeploymentView, _deployment_view)
 
 
 def _deployment_view(view: Any) -> str:
@@ -278,13 +271,18 @@ def _history(history: Any) -> str:
     return "\n".join(lines)
 
 
-def _register_results() -> None:
+@cache
+def _register() -> None:
+    """Registered on first use: the result models live in the tool modules, which import the App, the ledger and
+    the platforms, and a bare import of this module must not pull those in."""
     from deploy_mcp.core.plans import Plan
     from deploy_mcp.preflight import PreflightReport
     from deploy_mcp.tools.history import History
     from deploy_mcp.tools.validation import ValidationReport
+    from deploy_mcp.tools.views import DeploymentView
 
     registrations: list[tuple[type, Callable[[Any], str]]] = [
+        (DeploymentView, _deployment_view),
         (Plan, _plan),
         (PreflightReport, _preflight),
         (ValidationReport, _validation),
@@ -294,14 +292,7 @@ def _register_results() -> None:
         summarize.register(kind, function)
 
 
-_registered = False
-
-
 def summary_for(result: Any) -> str:
-    """``summarize`` with every result type registered (the first call imports the tool modules' models)."""
-    global _registered
-    if not _registered:
-        _register_views()
-        _register_results()
-        _registered = True
+    """The text an agent reads for a tool's result, with every result type registered."""
+    _register()
     return summarize(result)
