@@ -21,6 +21,7 @@ from typing import Any
 
 from deploy_mcp.config.loader import Project
 from deploy_mcp.config.schema import Environment, Service, TargetKind
+from deploy_mcp.core.private import open_private
 from deploy_mcp.core.target import (
     ErrorCode,
     InstanceHealth,
@@ -34,6 +35,7 @@ from deploy_mcp.core.target import (
     VersionState,
 )
 from deploy_mcp.targets.local import state as files
+from deploy_mcp.targets.local.environment import inherited, supervisor_environment
 
 SUPERVISOR_START_TIMEOUT = 15.0
 CONTROL_TIMEOUT = 30.0
@@ -145,8 +147,8 @@ class LocalTarget:
             "--kill-timeout",
             str(self.kill_timeout),
         ]
-        paths.folder.mkdir(parents=True, exist_ok=True)
-        with open(paths.supervisor_log, "ab") as early_errors:  # an import error lands in the log too
+        files.ensure_folder(paths)
+        with open_private(paths.supervisor_log) as early_errors:  # an import error lands in the log too
             launcher = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -154,7 +156,7 @@ class LocalTarget:
                 stderr=early_errors,
                 start_new_session=True,
                 cwd=str(root),
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=supervisor_environment(self.project.state_dir, service_name, environment_name),
             )
         assert launcher.stdout is not None
         try:
@@ -268,7 +270,12 @@ class LocalTarget:
         self._check_command(service, config, release)
         client, spawned = self._ensure_supervisor(service, environment)
         wait = timeout if timeout is not None else self.start_timeout
-        body = {"release": release.model_dump(mode="json"), "replicas": replicas, "timeout": wait}
+        body = {
+            "release": release.model_dump(mode="json"),
+            "replicas": replicas,
+            "timeout": wait,
+            "inherited": inherited(release.inherit_env),  # sent, never written to the state file
+        }
         try:
             client.call("POST", "/start", body, timeout=wait + CONTROL_TIMEOUT)
         except TargetError:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy_mcp.core.private import private_folder, private_state_dir
+
 FORMAT = 1
 LOCAL_DIR = "local"
 
@@ -61,6 +63,12 @@ class Paths:
 
     def instance_log(self, instance_id: str) -> Path:
         return self.logs / f"{_slug(instance_id)}.log"
+
+
+def ensure_folder(paths: Paths) -> None:
+    """.deploy and .deploy/local, created (or tightened) 0700: state files hold control tokens, logs hold output."""
+    private_state_dir(paths.state_dir)
+    private_folder(paths.folder)
 
 
 def start_ticks(pid: int) -> int | None:
@@ -136,7 +144,7 @@ def terminate_group(pgid: int, grace: float) -> None:
 
 
 def write_state(paths: Paths, data: dict[str, Any]) -> None:
-    paths.folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(paths)
     temporary = paths.state_file.with_suffix(f".tmp{os.getpid()}")
     payload = json.dumps({"format": FORMAT, **data}, indent=2, sort_keys=True)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the control token
@@ -177,7 +185,7 @@ def locked(paths: Paths) -> Iterator[None]:
     """One process at a time may start or tear down a supervisor for a service and environment."""
     import fcntl
 
-    paths.folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(paths)
     with open(paths.lock_file, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
