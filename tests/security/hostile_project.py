@@ -22,7 +22,7 @@ from deploy_mcp.targets.local import cli as local_cli
 
 SERVICE = Path(__file__).resolve().parent / "hostile_service.py"
 TIMEOUT = 120
-ANALYSIS = '{ interval = "1s", bake = "1s", min_requests = 5 }'
+ANALYSIS = '{ interval = "1s", bake = "2s", min_requests = 5 }'
 
 
 def config(port: int, *, extra: str = "") -> str:

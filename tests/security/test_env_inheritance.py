@@ -37,7 +37,7 @@ def test_a_deployed_service_sees_only_the_minimal_environment_and_what_it_lists(
     extra = 'inherit_env = ["SPY_ALLOWED"]\nenv = { FROM_TOML = "set-in-deploy-toml" }'
     (spy_project / "deploy.toml").write_text(config(port, extra=extra), encoding="utf-8")
     given = {**SECRETS, "SPY_ALLOWED": "listed", "SPY_UNLISTED": "not listed", "TZ": "Europe/Paris"}
-    with BackgroundLoad(f"http://127.0.0.1:{port}/", rate=30, concurrency=1):
+    with BackgroundLoad(f"http://127.0.0.1:{port}/", rate=50, concurrency=2):
         deployed = cli("deploy", "spy", "1.0.0", "--environment", "staging", cwd=spy_project, env=given)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
 

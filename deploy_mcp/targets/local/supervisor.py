@@ -46,6 +46,7 @@ from deploy_mcp.targets.local.state import Paths, ensure_folder, remove_state, s
 log = logging.getLogger("deploy_mcp.local.supervisor")
 
 DEFAULT_KILL_TIMEOUT = 5.0
+STATE_FILE_CHECK = 0.5
 
 
 class Version:
@@ -124,6 +125,14 @@ class Supervisor:
         self.control_port = server.sockets[0].getsockname()[1]
         self._control_server = server
         self._save_now()
+
+    async def keep_state_file(self) -> None:
+        """Write the state file again when it is gone (``rm -rf .deploy``), so the platform can adopt us."""
+        while not self.stopped.is_set():
+            await asyncio.sleep(STATE_FILE_CHECK)
+            if not self._shutting_down and not self.paths.state_file.exists():
+                log.warning("the state file %s was removed; writing it again", self.paths.state_file)
+                self._save_now()
 
     def request_shutdown(self, drain_timeout: float = 5.0) -> None:
         task = asyncio.get_running_loop().create_task(self.shutdown(drain_timeout))
@@ -453,7 +462,9 @@ async def _main(args: argparse.Namespace, handshake: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, supervisor.request_shutdown)
+    keeper = loop.create_task(supervisor.keep_state_file())
     await supervisor.stopped.wait()
+    keeper.cancel()
     log.info("supervisor for %s/%s stopped", paths.service, paths.environment)
     return 0
 
