@@ -24,6 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from deploy_mcp.core.masking import mask_command, redact_output
+from deploy_mcp.core.private import private_folder, private_state_dir
 
 RESULTS_FOLDER = "test-results"
 OUTPUT_TAIL_CHARS = 1500
@@ -62,7 +63,7 @@ def record(state_dir: Path, run: TestRun) -> Path | None:
     folder = state_dir / RESULTS_FOLDER
     path = folder / f"{run.commit}.json"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(private_state_dir(state_dir) / RESULTS_FOLDER)  # output may hold secrets: 0700
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(run.model_dump_json(indent=2) + "\n", encoding="utf-8")
         os.replace(temporary, path)
