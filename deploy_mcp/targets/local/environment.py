@@ -100,6 +100,14 @@ def _read_marker(pid: int) -> dict[str, str] | None:
     return None
 
 
+def _owned_by(entry: os.DirEntry[str], uid: int) -> bool:
+    """Only our own user's processes can be ours (and only theirs have an environ we may read)."""
+    try:
+        return entry.stat(follow_symlinks=False).st_uid == uid
+    except OSError:
+        return False
+
+
 def find(state_dir: Path, service: str | None = None, environment: str | None = None) -> Iterator[Found]:
     """Live processes (not zombies) carrying the marker of this state folder, optionally of one service/env."""
     from deploy_mcp.targets.local.state import start_ticks
@@ -108,21 +116,22 @@ def find(state_dir: Path, service: str | None = None, environment: str | None = 
         return
     wanted = str(Path(state_dir).resolve())
     own = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == own:
-            continue
-        data = _read_marker(int(entry.name))
+    uid = os.getuid()
+    with os.scandir("/proc") as entries:
+        pids = [int(e.name) for e in entries if e.name.isdigit() and _owned_by(e, uid) and int(e.name) != own]
+    for pid in pids:
+        data = _read_marker(pid)
         if not data or data.get("state_dir") != wanted:
             continue
         if service is not None and data.get("service") != service:
             continue
         if environment is not None and data.get("environment") != environment:
             continue
-        ticks = start_ticks(int(entry.name))
+        ticks = start_ticks(pid)
         if ticks is None:
             continue
         try:
             role = Role(data.get("role", ""))
         except ValueError:
             continue
-        yield Found(int(entry.name), ticks, wanted, str(data["service"]), str(data["environment"]), role)
+        yield Found(pid, ticks, wanted, str(data["service"]), str(data["environment"]), role)
