@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from local_fixtures import free_port
 
 TOKEN = "hostile-token-0123456789abcdef"
 INITIALIZE = {
