@@ -18,6 +18,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 # Service names become file names, URL parts, metric labels and platform object names.
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -178,6 +179,11 @@ class Service(Strict):
     command: list[str] | None = None
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    inherit_env: list[str] = Field(
+        default_factory=list,
+        description="Names of variables the service's instances get from deploy-mcp's own environment "
+        "(local platform). Besides these they get only PATH, HOME, LANG, TZ, env and PORT, VERSION, SERVICE.",
+    )
     image: str | None = None
     replicas: int = Field(default=2, ge=1)
     health: str = "/health"
@@ -207,6 +213,17 @@ class Service(Strict):
             if not check.lstrip("!").startswith("/"):
                 raise ValueError(f"smoke check {check!r} must be a path starting with '/' ('!/path' expects 404)")
         return smoke
+
+    @field_validator("inherit_env")
+    @classmethod
+    def _variable_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not an environment variable name; list names only, such as "
+                    '["DATABASE_URL", "AWS_PROFILE"] (values stay in the environment)'
+                )
+        return names
 
     @field_validator("command")
     @classmethod

@@ -73,6 +73,7 @@ class Release(Model):
     env: dict[str, str] = Field(default_factory=dict)
     image: str | None = None
     cwd: str | None = None
+    inherit_env: list[str] = Field(default_factory=list)
 
     @classmethod
     def resolve(cls, service_name: str, service: Service, version: str) -> Release:
@@ -90,6 +91,7 @@ class Release(Model):
             env=env,
             image=image,
             cwd=service.cwd,
+            inherit_env=list(service.inherit_env),
         )
 
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 from deploy_mcp.config.schema import Mode, StrategyName, TargetKind
+from deploy_mcp.core.masking import mask_command
 from deploy_mcp.core.policy import PolicyCheck, PolicyDecision, approve_command
 from deploy_mcp.core.records import Status
 from deploy_mcp.core.target import Release
@@ -461,12 +462,12 @@ def tests_passed(facts: Facts) -> CheckResult:
         run = testruns.run_tests(command, cwd, facts.svc.test_timeout, commit)
         if run.problem is None:
             testruns.record(state_dir, run)
-    evidence = testruns.describe(run, reused=reused, unrecorded=unrecorded)
+    evidence = testruns.describe(run, reused=reused, unrecorded=unrecorded, secrets=facts.svc.env.values())
     found = git.version_commit if git.problem is None else None
     if found and commit and found.commit != commit:
         evidence += f" (version {facts.version} is commit {found.commit[:12]}: the tests ran on HEAD, not on it)"
     fix = (
-        f"make `{' '.join(command)}` pass, commit, and check again"
+        f"make `{' '.join(mask_command(command) or [])}` pass, commit, and check again"
         if run.problem is None
         else f"fix {facts.key('test_command')} or {facts.key('test_timeout')}: {run.problem}"
     )
