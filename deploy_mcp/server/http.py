@@ -95,8 +95,13 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def check_startup(host: str, token: str | None, insecure_no_auth: bool, allowed_hosts: Sequence[str] = ()) -> None:
-    if token is not None and len(token) < 16:
+def check_startup(
+    host: str, token: str | None, insecure_no_auth: bool, allowed_hosts: Sequence[str] = (), *, identities: bool = False
+) -> None:
+    """``identities``: a token file (or OIDC) authenticates callers, so no shared token is needed."""
+    if identities:
+        token, insecure_no_auth = token or "identities", False
+    if token is not None and len(token) < 16 and not identities:
         raise UserError("the bearer token is too short: use at least 16 random characters (openssl rand -hex 32)")
     if token is None and not insecure_no_auth:
         raise UserError(
@@ -173,7 +178,9 @@ async def _unauthorized(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: Any, host: str, token: str | None, allowed_hosts: Sequence[str] = ()) -> ASGIApp:
+def http_app(
+    server: Any, host: str, token: str | None, allowed_hosts: Sequence[str] = (), verifier: Any = None
+) -> ASGIApp:
     """The streamable HTTP app with DNS-rebinding protection and, when a token is set, bearer auth.
 
     The bound address (unless it is a wildcard) and, on loopback, the usual loopback names are allowed on any
@@ -200,10 +207,16 @@ def http_app(server: Any, host: str, token: str | None, allowed_hosts: Sequence[
         allowed_origins=[f"{scheme}://{p}" for p in patterns for scheme in ("http", "https")],
     )
     app = server.streamable_http_app(transport_security=security, host=host)
+    if verifier is not None:  # identities and roles (server/auth.py) instead of one shared token
+        from deploy_mcp.server.auth import IdentityAuth
+
+        return IdentityAuth(app, verifier, server.app)
     return BearerAuth(app, token)
 
 
-def serve_http(server: Any, host: str, port: int, token: str | None, allowed_hosts: Sequence[str] = ()) -> None:
+def serve_http(
+    server: Any, host: str, port: int, token: str | None, allowed_hosts: Sequence[str] = (), verifier: Any = None
+) -> None:
     import uvicorn
 
-    uvicorn.run(http_app(server, host, token, allowed_hosts), host=host, port=port, log_level="warning")
+    uvicorn.run(http_app(server, host, token, allowed_hosts, verifier), host=host, port=port, log_level="warning")

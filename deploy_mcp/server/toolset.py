@@ -105,6 +105,14 @@ class DeployServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         self._build(name)
+        spec = next((spec for spec in TOOLS if spec.name == name), None)
+        if spec is not None:
+            from deploy_mcp.server.arguments import unknown_arguments_message
+
+            changing = not spec.annotations.read_only_hint
+            refusal = unknown_arguments_message(name, arguments, self._tool_input_schema(name), changing=changing)
+            if refusal is not None:
+                raise ToolError(refusal)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
