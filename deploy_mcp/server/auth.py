@@ -48,10 +48,12 @@ class TokenFileVerifier:
 
 
 class AnyOf:
-    """The first verifier that knows the token wins (the token file, then OIDC)."""
+    """The first verifier that knows the token wins (the token file, then OIDC). ``metadata``: what the server
+    publishes for OIDC clients, when OIDC is on."""
 
-    def __init__(self, verifiers: Sequence[IdentityVerifier]) -> None:
+    def __init__(self, verifiers: Sequence[IdentityVerifier], metadata: OidcMetadata | None = None) -> None:
         self.verifiers = tuple(verifiers)
+        self.metadata = metadata
 
     async def verify_token(self, token: str) -> AccessToken | None:
         for verifier in self.verifiers:
@@ -72,13 +74,35 @@ def access_token(token: str, identity: Identity, expires_at: int | None = None) 
     )
 
 
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+
+class OidcMetadata:
+    """RFC 9728 protected resource metadata for OIDC clients, served with the SDK's own routes: it tells a client
+    which authorization server issues tokens for this server, and the 401 challenge points to it."""
+
+    def __init__(self, resource: str, issuer: str) -> None:
+        from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
+        from pydantic import AnyHttpUrl
+        from starlette.routing import Router
+
+        resource_url, issuer_url = AnyHttpUrl(resource), AnyHttpUrl(issuer)
+        routes = create_protected_resource_routes(resource_url, [issuer_url], resource_name="deploy-mcp")
+        self.router = Router(routes=routes)
+        metadata_url = build_resource_metadata_url(resource_url)
+        self.challenge = f'Bearer realm="deploy-mcp", resource_metadata="{metadata_url}"'
+
+
 class IdentityAuth:
     """Pure ASGI middleware: every request but ``GET /health`` must carry a bearer token a verifier accepts."""
 
-    def __init__(self, app: ASGIApp, verifier: IdentityVerifier, project: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, verifier: IdentityVerifier, project: Any, oidc: OidcMetadata | None = None
+    ) -> None:
         self.app = app
         self.verifier = verifier
         self.project = project  # the App approvals are recorded in
+        self.oidc = oidc
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -87,12 +111,17 @@ class IdentityAuth:
         if scope.get("method") == "GET" and scope.get("path") == HEALTH_PATH:
             await _healthy(send)
             return
+        if self.oidc is not None and str(scope.get("path", "")).startswith(WELL_KNOWN):
+            await self.oidc.router(scope, receive, send)
+            return
         given = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
         scheme, _, token = given.partition(" ")
         access = await self.verifier.verify_token(token.strip()) if scheme.lower() == "bearer" and token else None
         identity = identity_from_claims(access.claims) if access else None
         if access is None or identity is None:
-            await _json(send, 401, {"error": "unauthorized", "error_description": "send Authorization: Bearer TOKEN"})
+            challenge = self.oidc.challenge if self.oidc is not None else None
+            payload = {"error": "unauthorized", "error_description": "send Authorization: Bearer TOKEN"}
+            await _json(send, 401, payload, challenge=challenge)
             return
         scope["user"] = AuthenticatedUser(access)
         scope["auth"] = AuthCredentials(access.scopes)
@@ -184,10 +213,10 @@ async def _body(receive: Any) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _json(send: Any, status: int, payload: dict[str, Any]) -> None:
+async def _json(send: Any, status: int, payload: dict[str, Any], *, challenge: str | None = None) -> None:
     body = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
-        headers.append((b"www-authenticate", b'Bearer realm="deploy-mcp"'))
+        headers.append((b"www-authenticate", (challenge or 'Bearer realm="deploy-mcp"').encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from deploy_mcp.app import App
     from deploy_mcp.core.records import Status
+    from deploy_mcp.server.auth import AnyOf
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--insecure-no-auth", action="store_true", help="serve HTTP without a token (loopback addresses only)"
+    )
+    serve.add_argument("--oidc-issuer", metavar="URL", help="also accept OIDC access tokens (JWT) of this issuer")
+    serve.add_argument(
+        "--oidc-resource",
+        metavar="URL",
+        help="with --oidc-issuer: this server's MCP URL as clients use it; tokens must be issued for it (aud)",
+    )
+    serve.add_argument(
+        "--oidc-role-claim", default="roles", help="the claim holding viewer, deployer or releaser (default roles)"
     )
 
     init = commands.add_parser("init", help="write a commented starter deploy.toml here")
@@ -263,7 +273,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from deploy_mcp.server.http import check_startup, resolve_token, serve_http
 
-    verifier = _identities(args.token_file)
+    verifier = _identities(args)
     token = None if verifier is not None else resolve_token(args.token_file)
     allowed_hosts = args.allowed_host or []
     check_startup(args.host, token, args.insecure_no_auth, allowed_hosts, identities=verifier is not None)
@@ -273,29 +283,35 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _identities(token_file: str | None) -> object | None:
-    """The verifier of a token file (--token-file, else $DEPLOY_MCP_TOKEN_FILE), or None for the shared token.
-
-    A --token-file that holds one bearer token rather than [[tokens]] is the shared token, as before identities.
-    """
+def _identities(args: argparse.Namespace) -> AnyOf | None:
+    """Who may call, when the server knows its callers: the token file (--token-file, else $DEPLOY_MCP_TOKEN_FILE)
+    and OIDC access tokens (--oidc-issuer). None: the single shared token, as before identities; that is also
+    what a --token-file holding one bearer token rather than [[tokens]] means."""
+    from deploy_mcp.server.auth import AnyOf, IdentityVerifier, OidcMetadata, TokenFileVerifier
     from deploy_mcp.server.identities import TOKEN_FILE_ENV, TokenFile
 
-    path_text = token_file or os.environ.get(TOKEN_FILE_ENV, "").strip()
-    if not path_text:
-        return None
-    path = Path(path_text).expanduser()
-    if not path.is_file():
-        where = "--token-file" if token_file else f"${TOKEN_FILE_ENV}"
-        raise UserError(f"{where}: {path} does not exist; create it with `deploy-mcp token add NAME --role ROLE`")
-    if not TokenFile.is_token_file(path):
-        if token_file:
-            return None
-        raise UserError(
-            f"${TOKEN_FILE_ENV}: {path} has no [[tokens]]; write it with `deploy-mcp token add NAME --role ROLE`"
-        )
-    from deploy_mcp.server.auth import TokenFileVerifier
+    verifiers: list[IdentityVerifier] = []
+    path_text = args.token_file or os.environ.get(TOKEN_FILE_ENV, "").strip()
+    if path_text:
+        path = Path(path_text).expanduser()
+        where = "--token-file" if args.token_file else f"${TOKEN_FILE_ENV}"
+        if not path.is_file():
+            raise UserError(f"{where}: {path} does not exist; create it with `deploy-mcp token add NAME --role ROLE`")
+        if TokenFile.is_token_file(path):
+            verifiers.append(TokenFileVerifier(TokenFile(path)))
+        elif not args.token_file:
+            raise UserError(f"{where}: {path} has no [[tokens]]; write it with `deploy-mcp token add NAME --role ROLE`")
+    if bool(args.oidc_issuer) != bool(args.oidc_resource):
+        raise UserError("--oidc-issuer and --oidc-resource go together: the issuer, and this server's MCP URL")
+    metadata = None
+    if args.oidc_issuer:
+        from deploy_mcp.server.oidc import OidcSettings, OidcVerifier, check_issuer
 
-    return TokenFileVerifier(TokenFile(path))
+        check_issuer(args.oidc_issuer)
+        settings = OidcSettings(args.oidc_issuer.rstrip("/"), args.oidc_resource, args.oidc_role_claim)
+        verifiers.append(OidcVerifier(settings))
+        metadata = OidcMetadata(settings.resource, settings.issuer)
+    return AnyOf(verifiers, metadata) if verifiers else None
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -210,7 +210,7 @@ def http_app(
     if verifier is not None:  # identities and roles (server/auth.py) instead of one shared token
         from deploy_mcp.server.auth import IdentityAuth
 
-        return IdentityAuth(app, verifier, server.app)
+        return IdentityAuth(app, verifier, server.app, verifier.metadata)
     return BearerAuth(app, token)
 
 
