@@ -1,6 +1,7 @@
 """The CLI mirrors of the deployment tools, as a person at a terminal uses them: real subprocesses, the real
-local platform, a real ledger. Staging rolls without confirmation; production asks the person at the terminal,
-and without one goes ahead only on an approval a person gave.
+local platform, a real ledger. Staging rolls without confirmation; a production change that needs confirmation is
+not done from a terminal at all, typed answer or terminal approval (issue 9: no terminal tells a person from a
+program).
 """
 
 from __future__ import annotations
