@@ -43,7 +43,7 @@ from deploy_mcp.config.schema import StrategyName
 from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval
-from deploy_mcp.server.identities import Identity, Role, identity_from_claims, is_identity_label
+from deploy_mcp.server.identities import Identity, Role, caller_from_context, is_identity_label
 from deploy_mcp.tools import subjects
 from deploy_mcp.tools.subjects import Subject
 
@@ -270,16 +270,8 @@ def _why_not_needed(subject: Subject) -> str:
 
 
 def caller_identity(ctx: Context) -> Identity | None:
-    """Who the HTTP server authenticated for this call (server/auth.py), or None: stdio, in-memory, a shared token
-    or no auth, where nobody is known by name."""
-    try:
-        request = ctx.request_context.request
-    except (ValueError, AttributeError):
-        return None
-    scope = getattr(request, "scope", None)
-    user = scope.get("user") if isinstance(scope, dict) else None
-    token = getattr(user, "access_token", None)
-    return identity_from_claims(getattr(token, "claims", None))
+    """Who the HTTP server authenticated for this call, or None where nobody is known by name."""
+    return caller_from_context(ctx)
 
 
 def counted_approval(approval: Approval | None, identity: Identity | None) -> Approval | None:

@@ -26,6 +26,7 @@ import re
 import secrets
 import tempfile
 import tomllib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -75,6 +76,29 @@ def identity_from_claims(claims: dict[str, Any] | None) -> Identity | None:
         role=Role(claims["deploy_mcp_role"]),
         source=str(claims.get("deploy_mcp_source", "token")),
     )
+
+
+CALLER: ContextVar[Identity | None] = ContextVar("deploy_mcp_caller", default=None)
+"""The identity of the tool call being served (set by DeployServer.call_tool): what a tool that writes outside the
+consent gate (generate_deploy_md, validate's verdict) checks so that a viewer changes nothing."""
+
+
+def caller_from_context(ctx: Any) -> Identity | None:
+    """Who the HTTP server authenticated for this MCP request (server/auth.py puts an AuthenticatedUser in the
+    request's scope), or None: stdio, in-memory, a shared token or no auth, where nobody is known by name."""
+    try:
+        request = ctx.request_context.request
+    except (ValueError, AttributeError):
+        return None
+    scope = getattr(request, "scope", None)
+    user = scope.get("user") if isinstance(scope, dict) else None
+    token = getattr(user, "access_token", None)
+    return identity_from_claims(getattr(token, "claims", None))
+
+
+def caller_is_viewer() -> bool:
+    caller = CALLER.get()
+    return caller is not None and caller.role is Role.VIEWER
 
 
 def is_identity_label(text: str) -> bool:

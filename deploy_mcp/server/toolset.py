@@ -113,6 +113,9 @@ class DeployServer(MCPServer):
             refusal = unknown_arguments_message(name, arguments, self._tool_input_schema(name), changing=changing)
             if refusal is not None:
                 raise ToolError(refusal)
+        from deploy_mcp.server.identities import CALLER, caller_from_context
+
+        caller = CALLER.set(caller_from_context(context) if context is not None else None)
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -124,6 +127,8 @@ class DeployServer(MCPServer):
 
             schema = self._tool_input_schema(name)
             raise ToolError(describe_invalid_arguments(name, exc.__cause__, schema)) from None
+        finally:
+            CALLER.reset(caller)
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
         self._build(name)

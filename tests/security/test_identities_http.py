@@ -162,6 +162,10 @@ async def test_a_viewer_reads_and_changes_nothing(team: TeamServer) -> None:
     assert refused.is_error and "token:auditor has the viewer role" in text(refused)
     approve = approve_on_server(team, "auditor", "CHG-V")
     assert approve.returncode == 2 and "only a releaser approves" in approve.stderr
+    # generate_deploy_md writes outside the consent gate: it holds too (validate: see the shipping test).
+    written = await call(team, "auditor", "generate_deploy_md", {"write": True})
+    assert written.is_error and "viewer role" in text(written)
+    assert not (team.project / "DEPLOY.md").exists()
 
 
 async def test_a_deployer_with_a_shell_cannot_get_production_started(team: TeamServer) -> None:
@@ -216,6 +220,9 @@ async def test_a_releasers_approval_lets_the_deployer_ship_and_the_record_names_
 
     again = await call(team, "ci-agent", "deploy", {**PRODUCTION, "version": "2.0.0", "change_id": "CHG-2"})
     assert again.is_error  # one approval, one deployment
+    checked = await call(team, "auditor", "validate", {"service": "hello", "environment": "production"})
+    assert not checked.is_error, text(checked)
+    assert "viewer role" in checked.structured_content["record_note"]  # a viewer's verdict is not recorded
     stopped = await call(team, "alice", "abort", {"deployment_id": record["id"], "reason": "end of the test"})
     assert not stopped.is_error, text(stopped)
     deadline = time.monotonic() + 60
