@@ -55,6 +55,15 @@ class AnyOf:
         self.verifiers = tuple(verifiers)
         self.metadata = metadata
 
+    def still_releaser(self, label: str) -> bool:
+        """Whether the identity ``label`` may still approve: a token identity whose entry is gone or no longer a
+        releaser may not. OIDC identities cannot be asked offline; their approvals hold until they expire."""
+        source, _, name = label.partition(":")
+        if source != "token":
+            return True
+        files = [verifier.tokens for verifier in self.verifiers if isinstance(verifier, TokenFileVerifier)]
+        return any(tokens.role_of(name) is Role.RELEASER for tokens in files)
+
     async def verify_token(self, token: str) -> AccessToken | None:
         for verifier in self.verifiers:
             found = await verifier.verify_token(token)

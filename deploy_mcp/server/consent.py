@@ -205,7 +205,7 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
         decision = subject.decision
         identity = caller_identity(ctx)
         approval = subject.approval
-        counted = counted_approval(approval, identity)
+        counted = counted_approval(approval, identity, _revoked(ctx))
         approved = {"approved_by": approval.approved_by, "change_id": approval.change_id} if approval else {}
         approved |= {"reverts": subject.reverts, "restores": subject.restores}
         approved["caller"] = identity.label if identity else None
@@ -274,19 +274,33 @@ def caller_identity(ctx: Context) -> Identity | None:
     return caller_from_context(ctx)
 
 
-def counted_approval(approval: Approval | None, identity: Identity | None) -> Approval | None:
+def counted_approval(
+    approval: Approval | None, identity: Identity | None, revoked: Callable[[str], bool] = lambda _label: False
+) -> Approval | None:
     """The approval if it may stand in for the user's confirmation, else None.
 
     Only an approval the team server recorded for a releaser counts (its approved_by is an identity label, which
-    the local `deploy-mcp approve` refuses to write), and only on a server that knows its callers, and never for
-    the releaser's own call. Without identities the ledger is as writable to an agent with a shell as the
-    terminal is, so no approval found there can stand for a person.
+    the local `deploy-mcp approve` refuses to write), and only on a server that knows its callers, never for the
+    releaser's own call, and not once the approver's token was removed or lost its releaser role (``revoked``).
+    Without identities the ledger is as writable to an agent with a shell as the terminal is, so no approval
+    found there can stand for a person.
     """
     if approval is None or identity is None:
         return None
     if not is_identity_label(approval.approved_by) or approval.approved_by == identity.label:
         return None
-    return approval
+    return None if revoked(approval.approved_by) else approval
+
+
+def _revoked(ctx: Context) -> Callable[[str], bool]:
+    """Whether an approver's releaser role is gone now, as the server's identities say (server/auth.py)."""
+    try:
+        verifier = getattr(ctx.mcp_server, "identity_verifier", None)
+    except ValueError:
+        verifier = None
+    if verifier is None:
+        return lambda _label: False
+    return lambda label: not verifier.still_releaser(label)
 
 
 def _by_approval(subject: Subject, approval: Approval, decision: PolicyDecision, approved: dict[str, Any]) -> Consent:

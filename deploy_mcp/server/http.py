@@ -210,6 +210,7 @@ def http_app(
     if verifier is not None:  # identities and roles (server/auth.py) instead of one shared token
         from deploy_mcp.server.auth import IdentityAuth
 
+        server.identity_verifier = verifier  # the consent gate asks it whether an approver is still a releaser
         return IdentityAuth(app, verifier, server.app, verifier.metadata)
     return BearerAuth(app, token)
 

@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+import tomli_w
 from conftest import free_port
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -60,6 +62,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TeamServer]:
     tokens = {
         "alice": add_token(token_file, "alice", "releaser"),
         "bob": add_token(token_file, "bob", "releaser"),
+        "erin": add_token(token_file, "erin", "releaser"),
         "ci-agent": add_token(token_file, "ci-agent", "deployer"),
         "auditor": add_token(token_file, "auditor", "viewer"),
     }
@@ -202,6 +205,20 @@ async def test_a_releaser_cannot_approve_their_own_call(team: TeamServer) -> Non
     refused = await call(team, "bob", "deploy", {**PRODUCTION, "change_id": "CHG-3"})
     assert refused.is_error and "Another releaser (not token:bob)" in text(refused)
     assert production_records(team.project) == before
+
+
+async def test_an_approval_stops_counting_when_the_approvers_token_is_removed(team: TeamServer) -> None:
+    before = production_records(team.project)
+    assert approve_on_server(team, "erin", "CHG-4").returncode == 0
+    tokens = tomllib.loads(team.token_file.read_text(encoding="utf-8"))
+    tokens["tokens"] = [entry for entry in tokens["tokens"] if entry["name"] != "erin"]
+    team.token_file.write_text(tomli_w.dumps(tokens), encoding="utf-8")  # revoked, no restart
+
+    refused = await call(team, "ci-agent", "deploy", {**PRODUCTION, "change_id": "CHG-4"})
+    assert refused.is_error and "token:ci-agent has the deployer role" in text(refused)
+    assert production_records(team.project) == before
+    response = httpx.post(team.url, json={}, headers={"Authorization": f"Bearer {team.tokens['erin']}"}, timeout=10)
+    assert response.status_code == 401
 
 
 async def test_a_releasers_approval_lets_the_deployer_ship_and_the_record_names_both(
