@@ -277,7 +277,9 @@ def _serve(args: argparse.Namespace) -> int:
     token = None if verifier is not None else resolve_token(args.token_file)
     allowed_hosts = args.allowed_host or []
     check_startup(args.host, token, args.insecure_no_auth, allowed_hosts, identities=verifier is not None)
-    how = "identities from the token file" if verifier is not None else "one shared token"
+    how = "identities and roles" if verifier is not None else "one shared token"
+    if verifier is not None and os.environ.get("DEPLOY_MCP_TOKEN"):
+        print("deploy-mcp: DEPLOY_MCP_TOKEN is not accepted: callers are known by their own tokens", file=sys.stderr)
     print(f"deploy-mcp: serving MCP on http://{args.host}:{args.port}/mcp ({how})", file=sys.stderr)
     serve_http(build_server(app), args.host, args.port, token, allowed_hosts, verifier)
     return 0
