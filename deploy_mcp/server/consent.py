@@ -307,8 +307,8 @@ def _by_approval(subject: Subject, approval: Approval, decision: PolicyDecision,
     return Consent(
         given=True,
         by="approval",
-        detail=f"{approval.approved_by} approved {approval.change_id} for {subject.service} in "
-        f"{subject.environment} through the team server; this client cannot ask the user.",
+        detail=f"{approval.approved_by}, a releaser, approved {approval.change_id} for {subject.service} in "
+        f"{subject.environment} through the team server.",
         decision=decision,
         **approved,
     )
