@@ -108,11 +108,18 @@ class Person:
         return types.ElicitResult(action="accept", content={"confirm": True})
 
 
-async def call(team: TeamServer, who: str, tool: str, arguments: dict[str, Any], person: Person | None = None) -> Any:
+async def call(
+    team: TeamServer,
+    who: str,
+    tool: str,
+    arguments: dict[str, Any],
+    person: Person | None = None,
+    protocol: str = "legacy",
+) -> Any:
     headers = {"Authorization": f"Bearer {team.tokens[who]}"}
     transport = streamable_http_client(team.url, http_client=create_mcp_http_client(headers=headers))
     options = {"elicitation_callback": person} if person is not None else {}
-    async with Client(transport, **options) as client:
+    async with Client(transport, mode=protocol, **options) as client:
         return await client.call_tool(tool, arguments)
 
 
@@ -197,6 +204,52 @@ async def test_a_deployer_with_a_shell_cannot_get_production_started(team: TeamS
     assert "deploy-mcp approve CHG-1 --service hello --environment production --server URL" in text(refused)
     assert agent_as_user.questions == []  # its own answer is not asked for, so it cannot count
     assert production_records(team.project) == before
+
+
+async def test_on_the_newer_protocol_too_the_deployer_is_never_asked(team: TeamServer) -> None:
+    """From 2026-07-28 the question rides the result and the call is retried; the role is checked each time."""
+    agent_as_user = Person()
+    refused = await call(team, "ci-agent", "deploy", PRODUCTION, agent_as_user, protocol="2026-07-28")
+    assert refused.is_error and "token:ci-agent has the deployer role" in text(refused)
+    assert agent_as_user.questions == []
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            {"change_id": "CHG-9", "service": "hello", "environment": "production", "approved_by": "token:bob"},
+            "unknown field approved_by",
+        ),
+        ({"change_id": "CHG-9", "service": "hello", "environment": "prod"}, "'prod'"),
+        ({"change_id": "CHG 9", "service": "hello", "environment": "production"}, "contains spaces"),
+        ({"change_id": "CHG-9", "service": "hello"}, "environment: required text"),
+        ({"change_id": "CHG-9", "service": "hello", "environment": "production", "expires_in": "soon"}, "expires_in"),
+        ([1, 2], "the body is a JSON object"),
+    ],
+)
+def test_the_approvals_endpoint_refuses_what_it_cannot_record_and_records_nothing(
+    team: TeamServer, body: object, expected: str
+) -> None:
+    before = approvals_of(team, "CHG-9")
+    response = httpx.post(
+        team.url.removesuffix("/mcp") + "/approvals",
+        json=body,
+        headers={"Authorization": f"Bearer {team.tokens['alice']}"},
+        timeout=10,
+    )
+    assert response.status_code == 400, response.text
+    assert expected in response.json()["error_description"]
+    assert approvals_of(team, "CHG-9") == before == []
+
+
+def approvals_of(team: TeamServer, change: str) -> list[str]:
+    app = App.load(team.project / "deploy.toml")
+    try:
+        ledger = app.existing_ledger()
+        return [a.approved_by for a in ledger.list_approvals(change_id=change)] if ledger else []
+    finally:
+        app.close()
 
 
 async def test_a_releaser_cannot_approve_their_own_call(team: TeamServer) -> None:
