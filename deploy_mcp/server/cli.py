@@ -421,6 +421,11 @@ def _approve_on_server(args: argparse.Namespace) -> int:
         answer = response.json()
     except ValueError:
         answer = {}
+    if response.status_code == 404:
+        raise UserError(
+            f"--server: {base} has no approvals endpoint: it serves one shared token, not identities; its "
+            "operator gives it a token file with roles (`deploy-mcp token add NAME --role releaser`)"
+        )
     if response.status_code != 200:
         detail = answer.get("error_description") or response.text[:300]
         raise UserError(f"the server refused the approval ({response.status_code}): {detail}")
