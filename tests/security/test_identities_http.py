@@ -302,7 +302,7 @@ async def test_a_releasers_approval_lets_the_deployer_ship_and_the_record_names_
     assert [r.id for r in production_records(team.project)] == [record["id"]] + [r.id for r in before]
 
 
-def test_the_token_file_is_private_and_the_server_refuses_a_bad_one(tmp_path: Path) -> None:
+def test_a_malformed_token_file_stops_the_server_naming_the_entry(tmp_path: Path) -> None:
     bad = tmp_path / "tokens.toml"
     bad.write_text('[[tokens]]\nname = "x"\nrole = "admin"\nsha256 = "00"\n', encoding="utf-8")
     project = tmp_path / "p"
