@@ -56,6 +56,25 @@ def recorded(state_dir: Path, commit: str, command: list[str]) -> TestRun | None
     return run if run.command == command else None
 
 
+def latest(state_dir: Path, command: list[str]) -> TestRun | None:
+    """The newest recorded run of ``command`` on any commit: what a read-only session reports, since it runs
+    nothing. None when no run of that command was ever recorded."""
+    folder = state_dir / RESULTS_FOLDER
+    runs: list[TestRun] = []
+    try:
+        paths = list(folder.glob("*.json"))
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            run = TestRun.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, ValidationError):
+            continue
+        if run.command == command:
+            runs.append(run)
+    return max(runs, key=lambda run: run.finished_at, default=None)
+
+
 def record(state_dir: Path, run: TestRun) -> Path | None:
     """Keep ``run`` for its commit; a state folder that cannot be written only costs a rerun next time."""
     if run.commit is None:

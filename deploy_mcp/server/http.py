@@ -95,8 +95,13 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def check_startup(host: str, token: str | None, insecure_no_auth: bool, allowed_hosts: Sequence[str] = ()) -> None:
-    if token is not None and len(token) < 16:
+def check_startup(
+    host: str, token: str | None, insecure_no_auth: bool, allowed_hosts: Sequence[str] = (), *, identities: bool = False
+) -> None:
+    """``identities``: a token file (or OIDC) authenticates callers, so no shared token is needed."""
+    if identities:
+        token, insecure_no_auth = token or "identities", False
+    if token is not None and len(token) < 16 and not identities:
         raise UserError("the bearer token is too short: use at least 16 random characters (openssl rand -hex 32)")
     if token is None and not insecure_no_auth:
         raise UserError(
@@ -174,7 +179,12 @@ async def _unauthorized(send: Any) -> None:
 
 
 def http_app(
-    server: Any, host: str, token: str | None, allowed_hosts: Sequence[str] = (), port: int | None = None
+    server: Any,
+    host: str,
+    token: str | None,
+    allowed_hosts: Sequence[str] = (),
+    port: int | None = None,
+    verifier: Any = None,
 ) -> ASGIApp:
     """The streamable HTTP app with DNS-rebinding protection and, when a token is set, bearer auth.
 
@@ -203,16 +213,24 @@ def http_app(
         session_idle_timeout=limits.session_idle_timeout,
         max_sessions=limits.max_sessions,
     )
-    return BearerAuth(HostCheck(app, hosts), token)
+    guarded = HostCheck(app, hosts)
+    if verifier is not None:  # identities and roles (server/auth.py) instead of one shared token
+        from deploy_mcp.server.auth import IdentityAuth
+
+        server.identity_verifier = verifier  # the consent gate asks it whether an approver is still a releaser
+        return IdentityAuth(guarded, verifier, server.app, verifier.metadata)
+    return BearerAuth(guarded, token)
 
 
-def serve_http(server: Any, host: str, port: int, token: str | None, allowed_hosts: Sequence[str] = ()) -> None:
+def serve_http(
+    server: Any, host: str, port: int, token: str | None, allowed_hosts: Sequence[str] = (), verifier: Any = None
+) -> None:
     import uvicorn
 
     from deploy_mcp.server.http_limits import header_timeout_protocol, limits_from_env
 
     uvicorn.run(
-        http_app(server, host, token, allowed_hosts, port=port),
+        http_app(server, host, token, allowed_hosts, port=port, verifier=verifier),
         host=host,
         port=port,
         log_level="warning",

@@ -128,6 +128,17 @@ class DeployServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         self._build(name)
+        spec = next((spec for spec in TOOLS if spec.name == name), None)
+        if spec is not None:
+            from deploy_mcp.server.arguments import unknown_arguments_message
+
+            changing = not spec.annotations.read_only_hint
+            refusal = unknown_arguments_message(name, arguments, self._tool_input_schema(name), changing=changing)
+            if refusal is not None:
+                raise ToolError(refusal)
+        from deploy_mcp.server.identities import CALLER, caller_from_context
+
+        caller = CALLER.set(caller_from_context(context) if context is not None else None)
         try:
             result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -139,6 +150,8 @@ class DeployServer(MCPServer):
 
             schema = self._tool_input_schema(name)
             raise ToolError(describe_invalid_arguments(name, exc.__cause__, schema)) from None
+        finally:
+            CALLER.reset(caller)
         return self._summarized(name, result)
 
     def _summarized(self, name: str, result: Any) -> Any:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 from deploy_mcp.app import App
 from deploy_mcp.core.regular_files import FileTooLarge, NotRegularFile, read_regular_text
 from deploy_mcp.errors import UserError
+from deploy_mcp.server.identities import caller_is_viewer
 
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
@@ -72,6 +73,11 @@ def generate_deploy_md(
         raise UserError(
             "write: this session is read-only (policy.read_only = true in deploy.toml), so DEPLOY.md is not written "
             "and nothing changed; call again with write=false for the text, or a person sets policy.read_only = false"
+        )
+    if write and caller_is_viewer():
+        raise UserError(
+            "write: this caller has the viewer role on the team server, which changes nothing, so DEPLOY.md is not "
+            "written; call again with write=false for the text"
         )
     project = app.project
     display = path or DEFAULT_PATH

@@ -25,7 +25,7 @@ from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, holder_is_gone, log
 from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
-from deploy_mcp.core.runner.rollback import plan_rollback, resolve_rollback
+from deploy_mcp.core.runner.rollback import check_to_while_running, plan_rollback, resolve_rollback
 from deploy_mcp.core.target import TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger import Ledger, LedgerError, LockState
@@ -437,6 +437,9 @@ class Runner:
         self._recover(service, environment)
         lock = self._live_lock(service, environment)
         if lock is not None and lock.deployment_id in self._executions:
+            running = self.ledger.get(lock.deployment_id)
+            if running is not None:
+                check_to_while_running(self.ledger, running, to)
             if expect is not None and expect != (lock.deployment_id, None):
                 raise RunnerError(_changed(expect, f"abort {lock.deployment_id}, which is under way now"))
             return self.abort(lock.deployment_id, reason, by=requested_by)
