@@ -36,7 +36,7 @@ from deploy_mcp.core.runner import Runner  # noqa: E402
 from deploy_mcp.core.target import Release  # noqa: E402
 from deploy_mcp.ledger import SqliteLedger  # noqa: E402
 from deploy_mcp.targets.local.loadgen import LoadResult, run_load  # noqa: E402
-from deploy_mcp.targets.local.platform import LocalTarget  # noqa: E402
+from deploy_mcp.targets.local.platform import LocalPlatform, create_platform  # noqa: E402
 
 HELLO = ROOT / "examples" / "hello" / "server.py"
 SERVICE = "hello"
@@ -121,10 +121,11 @@ class Outcome:
     requests: int
 
 
-def measure(runner: Runner, target: LocalTarget, ledger: SqliteLedger, strategy: str, rate: float) -> Outcome:
+def measure(runner: Runner, target: LocalPlatform, ledger: SqliteLedger, strategy: str, rate: float) -> Outcome:
     project = runner.ctx.project
-    target.start_version(SERVICE, strategy, Release.resolve(SERVICE, project.config.services[SERVICE], STABLE), 2)
-    target.set_weights(SERVICE, strategy, {STABLE: 100})
+    stable = Release.resolve(SERVICE, project.config.services[SERVICE], STABLE)
+    target.workload.start_version(SERVICE, strategy, stable, 2)
+    target.router.set_weights(SERVICE, strategy, {STABLE: 100})
     load = Load(target.endpoint(SERVICE, strategy).rstrip("/") + "/", rate).start()
     try:
         good = deploy(runner, strategy, GOOD, STABLE)
@@ -179,7 +180,7 @@ def main() -> int:
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="deploy-mcp-detection-") as folder:
         project = write_project(Path(folder), args.interval, args.bake)
-        target = LocalTarget(project, health_interval=0.5)
+        target = create_platform(project, health_interval=0.5)
         ledger = SqliteLedger(project.state_dir / "ledger.db")
         runner = Runner(project, ledger, target, holder="bench/detection.py", drain_timeout=2.0)
         print(

@@ -18,7 +18,7 @@ from typing import Any
 from deploy_mcp.config.loader import Project
 from deploy_mcp.core.analysis import MetricsSource
 from deploy_mcp.core.plans import Plan
-from deploy_mcp.core.platform import Platform
+from deploy_mcp.core.platform import Platform, RouterCapabilities
 from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Status, Step
 from deploy_mcp.core.runner import control
 from deploy_mcp.core.runner.actions import Actions
@@ -114,7 +114,13 @@ class Runner:
         self.ctx.environment(service, environment)
         self._recover(service, environment)
         self._refuse_unresolved(service, environment)
-        state = self.ctx.platforms(service).workload.state(service, environment)
+        platform = self.ctx.platforms(service)
+        if plan.capabilities != platform.router.capabilities:
+            raise RunnerError(
+                f"the plan was made for a traffic router with {_can(plan.capabilities)}, but the {platform.kind} "
+                f"platform of {service} has {_can(platform.router.capabilities)}; plan the deployment again"
+            )
+        state = platform.workload.state(service, environment)
         serving = state.serving[0] if state.serving else None
         if plan.current_version != serving:
             planned = plan.current_version or "nothing"
@@ -553,6 +559,11 @@ def _restart_point(record: DeploymentRecord, state: TargetState) -> list[Step]:
         if first_start is not None and first_start.status in DONE_STEPS:
             steps = [s.model_copy(update={"status": "pending"}) if s.index >= first_start.index else s for s in steps]
     return steps
+
+
+def _can(capabilities: RouterCapabilities) -> str:
+    weights = "exact weights" if capabilities.exact_weights else "replica-ratio weights"
+    return weights + (" and a preview" if capabilities.preview else " and no preview")
 
 
 def _describe(state: TargetState) -> str:
