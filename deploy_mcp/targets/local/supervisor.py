@@ -6,7 +6,7 @@ finds the supervisor again through the state file and re-adopts it. The supervis
 API on 127.0.0.1 (a random port and a bearer token, both in the 0600 state file), runs the router and the
 health probes on one asyncio loop, and its instances die with it (see process.py).
 
-Started as ``python -m deploy_mcp.targets.local.supervisor ...`` by LocalTarget; it forks once so that it is
+Started as ``python -m deploy_mcp.targets.local.supervisor ...`` by LocalWorkload; it forks once so that it is
 nobody's child (no zombie in the server), prints one JSON line on stdout saying whether it could bind its port,
 and then writes only to its log.
 """
@@ -470,7 +470,7 @@ async def _main(args: argparse.Namespace, handshake: int) -> int:
 
 
 def _announce(fd: int, message: dict[str, Any]) -> None:
-    """The one line LocalTarget waits for; afterwards stdout is the log, so stray prints cannot block."""
+    """The one line LocalWorkload waits for; afterwards stdout is the log, so stray prints cannot block."""
     with contextlib.suppress(OSError):
         os.write(fd, (json.dumps(message) + "\n").encode())
     with contextlib.suppress(OSError):
