@@ -120,7 +120,6 @@ class Analysis(Strict):
     compare_baseline: bool = True
     method: AnalysisMethod = AnalysisMethod.SEQUENTIAL
     confidence: float = Field(default=0.95, ge=0.8, le=0.9999)
-    """sequential only: a release at or under warn is stopped with probability at most 1 - confidence"""
 
 
 class RecordedCheck(Strict):
@@ -252,7 +251,6 @@ class PrometheusSource(Strict):
         'version="{version}"}}[{window}]))'
     )
     scrape_interval: Duration = 15.0
-    """how often Prometheus scrapes the service: the sequential analysis asks once per scrape, never more often"""
     latency_p95: str = (
         "histogram_quantile(0.95, sum by (le) (rate(deploy_mcp_request_duration_seconds_bucket"
         '{{service="{service}",environment="{environment}",version="{version}"}}[{window}])))'

@@ -68,6 +68,7 @@ __all__ = [
     "run_sequential",
     "sample_seconds",
     "slower_than_lower_bound",
+    "window_granularity",
 ]
 
 BASELINE_NULL_ODDS_RATIO = 1.0
@@ -100,6 +101,12 @@ def sample_seconds(source: object) -> float:
     """How often ``source`` has new numbers (its ``sample_seconds`` attribute), so looking more often is waste."""
     value = getattr(source, "sample_seconds", None)
     return float(value) if isinstance(value, int | float) and value > 0 else DEFAULT_SAMPLE_SECONDS
+
+
+def window_granularity(source: object) -> float:
+    """How much earlier than asked a window must start to surely cover an instant (the source's time buckets)."""
+    value = getattr(source, "window_granularity_seconds", None)
+    return float(value) if isinstance(value, int | float) and value > 0 else 0.0
 
 
 # -- the likelihood ratios ---------------------------------------------------------------------------------------
@@ -474,6 +481,7 @@ def run_sequential(
     thousands of events; ``on_look`` hears every look. ``should_stop`` is polled at least every 0.1 s.
     """
     tick = max(0.05, look_every_s)
+    reach_back = max(0.0, lookback_s) + window_granularity(source)
     run = SequentialRun(version, thresholds, analysis, baseline_version)
     started = clock()
     versions = [version] + ([baseline_version] if baseline_version and baseline_version != version else [])
@@ -488,7 +496,7 @@ def run_sequential(
             return _stopped(run)
         elapsed = clock() - started
         try:
-            snapshots = source.snapshot(service, environment, versions, max(tick, elapsed + max(0.0, lookback_s)))
+            snapshots = source.snapshot(service, environment, versions, max(tick, elapsed + reach_back))
         except Exception as exc:  # any failure of the source is an Error, never a pass
             measurement = run.add_error(str(exc) or type(exc).__name__, elapsed)
         else:

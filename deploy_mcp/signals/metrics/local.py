@@ -16,6 +16,9 @@ class LocalRouterMetrics:
     name = "local-router"
     sample_seconds = 0.2
     """The router counts every request as it ends, so there is news at any instant; five looks a second suffice."""
+    window_granularity_seconds = 1.0
+    """The router sums whole seconds and leaves out the second a window starts in: a window that must reach back
+    to an instant asks for one second more."""
 
     def __init__(self, traffic: TrafficMetrics) -> None:
         self.traffic = traffic

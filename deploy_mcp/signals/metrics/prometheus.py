@@ -62,6 +62,8 @@ class PrometheusMetrics:
         self.queries = _templates(queries)
         # Numbers change only when Prometheus scrapes: asking more often than that only loads it.
         self.sample_seconds = queries.scrape_interval if queries is not None else DEFAULT_SCRAPE_SECONDS
+        # increase() needs two scrapes inside its range: a window that must cover an instant reaches one scrape back.
+        self.window_granularity_seconds = self.sample_seconds
 
     def snapshot(
         self, service: str, environment: str, versions: list[str], window_seconds: float
