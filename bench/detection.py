@@ -18,7 +18,7 @@ at 2% errors against a 0.1% baseline (below the 5% critical level, above the 1% 
 the default 30 s bake: how often, how fast and by which finding each method catches it.
 
   python bench/detection.py [--rate 200] [--interval 2] [--bake 4] [--strategies canary,rolling]
-                            [--methods sequential,interval] [--canaries 200] [--no-live] [--check]
+                            [--methods sequential,interval] [--repeat 3] [--canaries 200] [--no-live] [--check]
 
 (--check exits 1 when a strategy is over its budget or did not roll back, or a good simulated canary was stopped.)
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import statistics
 import sys
@@ -158,6 +159,7 @@ def measure(
         bad = deploy(runner, environment, BAD, GOOD)
     finally:
         result = load.stop()
+        target.stop(SERVICE, environment, drain_timeout=0.5)  # the next repeat starts from the stable version again
     first_bad = next(
         (load.wall_start + offset for offset, status in result.failures_at if load.wall_start + offset >= bad_started),
         None,
@@ -345,6 +347,7 @@ def main() -> int:
     parser.add_argument("--strategies", default=",".join(STRATEGIES), help="comma-separated subset to measure")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated analysis methods to compare")
     parser.add_argument("--canaries", type=int, default=200, help="simulated good canaries per method (default 200)")
+    parser.add_argument("--repeat", type=int, default=1, help="live runs per strategy and method (default 1)")
     parser.add_argument("--no-live", action="store_true", help="only the simulation (seconds, no processes)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a strategy misses its budget")
     args = parser.parse_args()
@@ -374,14 +377,16 @@ def run_live(args: argparse.Namespace, chosen: list[str], methods: list[str]) ->
             f"fails 20% of requests; budget {args.interval:g} + {SLACK_SECONDS:g} = {budget:g} s"
         )
         try:
-            for strategy in chosen:
-                for method in methods:
-                    outcome = measure(runner, target, ledger, strategy, method, args.rate)
-                    outcomes.append(outcome)
-                    print(
-                        f"  {strategy} ({method}): good {outcome.good.status.value}, bad {outcome.bad.status.value}",
-                        flush=True,
-                    )
+            for repeat in range(1, args.repeat + 1):
+                for strategy in chosen:
+                    for method in methods:  # side by side: each strategy's two methods run back to back
+                        outcome = measure(runner, target, ledger, strategy, method, args.rate)
+                        outcomes.append(outcome)
+                        print(
+                            f"  run {repeat}, {strategy} ({method}): good {outcome.good.status.value}, bad "
+                            f"{outcome.bad.status.value}, {outcome.failures_during} failed requests",
+                            flush=True,
+                        )
         finally:
             runner.close()
             for service, environment in target.environments():
@@ -409,16 +414,24 @@ def run_live(args: argparse.Namespace, chosen: list[str], methods: list[str]) ->
         if not rolled_back:
             print(f"    good: {outcome.good.status.value} {outcome.good.reason or ''}")
             print(f"    bad: {outcome.bad.status.value} {outcome.bad.reason or ''}")
-    by_key = {(o.strategy, o.method): o for o in outcomes}
-    if set(methods) == set(METHODS):
-        print()
-        for strategy in chosen:
-            sequential, interval = by_key.get((strategy, "sequential")), by_key.get((strategy, "interval"))
-            if sequential and interval and interval.failures_during:
-                print(
-                    f"{strategy}: sequential lets {sequential.failures_during} failed requests through, interval "
-                    f"{interval.failures_during} ({sequential.failures_during / interval.failures_during:.2f}x)"
-                )
+    print(f"\nMeans over {args.repeat} run(s):")
+    print(f"{'strategy':14}{'method':12}{'failed reqs':>12}{'max':>6}{'detection s':>13}{'verdict s':>11}")
+    means: dict[tuple[str, str], float] = {}
+    for strategy in chosen:
+        for method in methods:
+            runs = [o for o in outcomes if o.strategy == strategy and o.method == method]
+            failed = [o.failures_during for o in runs]
+            detection = [o.detection for o in runs if o.detection is not None]
+            verdict = [o.verdict_after for o in runs if o.verdict_after is not None]
+            means[strategy, method] = statistics.mean(failed)
+            print(
+                f"{strategy:14}{method:12}{statistics.mean(failed):>12.1f}{max(failed):>6}"
+                f"{statistics.mean(detection) if detection else math.nan:>13.2f}"
+                f"{statistics.mean(verdict) if verdict else math.nan:>11.2f}"
+            )
+        if (strategy, "sequential") in means and means.get((strategy, "interval")):
+            ratio = means[strategy, "sequential"] / means[strategy, "interval"]
+            print(f"{'':14}sequential / interval failed requests: {ratio:.2f}x")
     return missed
 
 

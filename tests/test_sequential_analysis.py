@@ -339,7 +339,7 @@ def test_sequential_is_the_default_and_confidence_is_checked() -> None:
 
 
 def test_each_source_is_asked_as_often_as_it_has_news() -> None:
-    assert sample_seconds(LocalRouterMetrics(object())) == 0.2  # type: ignore[arg-type]
+    assert sample_seconds(LocalRouterMetrics(object())) == 0.1  # type: ignore[arg-type]
     assert sample_seconds(PrometheusMetrics("http://127.0.0.1:9090")) == 15.0
     from deploy_mcp.config.schema import PrometheusSource
 
