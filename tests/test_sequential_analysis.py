@@ -304,6 +304,33 @@ def test_traffic_served_before_the_analysis_counts_from_its_first_look() -> None
     assert outcome.phase is Phase.FAILED and round(looks[-1].elapsed, 2) == 0.5
 
 
+def test_after_a_flag_change_windows_never_reach_back() -> None:
+    _, source, _, _ = run_loop(per_second(40), lookback_s=None)
+    assert source.windows[:2] == [0.25, 0.5]
+
+
+def test_windows_reach_back_over_the_time_buckets_of_the_source() -> None:
+    clock = Clock()
+    source = Traffic(clock, per_second(40))
+    source.window_granularity_seconds = 1.0  # type: ignore[attr-defined]
+    run_sequential(
+        source,
+        "web",
+        "production",
+        NEW,
+        OLD,
+        THRESHOLDS,
+        ANALYSIS,
+        1.0,
+        1.0,
+        look_every_s=0.5,
+        lookback_s=0.25,
+        sleep=clock.sleep,
+        clock=clock,
+    )
+    assert source.windows == [1.75, 2.25]
+
+
 def test_the_loop_stops_at_the_first_conclusive_look() -> None:
     outcome, _, reported, looks = run_loop(per_second(20, every=5), bake=30.0)
     assert outcome.phase is Phase.FAILED

@@ -466,7 +466,7 @@ def run_sequential(
     report_every_s: float,
     *,
     look_every_s: float = DEFAULT_SAMPLE_SECONDS,
-    lookback_s: float = 0.0,
+    lookback_s: float | None = 0.0,
     should_stop: Callable[[], bool] = lambda: False,
     sleep: Callable[[float], None] = time.sleep,
     on_measurement: Callable[[Measurement, SequentialRun], None] | None = None,
@@ -476,12 +476,14 @@ def run_sequential(
     """Look every ``look_every_s`` (the source's own cadence) for ``duration_s``, stopping at the first alarm.
 
     Blocking. Each window runs from ``lookback_s`` before the start of this call (traffic already served and not
-    yet judged), so the counts are cumulative; the test is valid from wherever its data begin. ``on_measurement`` is
+    yet judged, reaching back over the source's time buckets), so the counts are cumulative; the test is valid from
+    wherever its data begin. ``lookback_s=None`` means the traffic before this call behaved differently (a flag
+    changed), so windows start at the call itself and never reach back. ``on_measurement`` is
     told at most once per ``report_every_s`` (and of the deciding look), so a 15-minute bake does not write
     thousands of events; ``on_look`` hears every look. ``should_stop`` is polled at least every 0.1 s.
     """
     tick = max(0.05, look_every_s)
-    reach_back = max(0.0, lookback_s) + window_granularity(source)
+    reach_back = 0.0 if lookback_s is None else max(0.0, lookback_s) + window_granularity(source)
     run = SequentialRun(version, thresholds, analysis, baseline_version)
     started = clock()
     versions = [version] + ([baseline_version] if baseline_version and baseline_version != version else [])

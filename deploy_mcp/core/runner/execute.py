@@ -114,8 +114,9 @@ class Execution:
         self._lost = False
         self._closing = False
         self._source: MetricsSource | None = None
-        self._unjudged_since = time.monotonic()
-        """Since when the new version's traffic has gone unjudged: the sequential analysis counts it too."""
+        self._unjudged_since: float | None = time.monotonic()
+        """Since when the new version's traffic has gone unjudged: the sequential analysis counts it too. None
+        right after a flag change: the version's error rate changed with it, so older traffic is not evidence."""
         self.thread = threading.Thread(target=self._main, name=f"deploy {record.id}", daemon=True)
 
     # -- lifecycle seen from the Runner ---------------------------------------------------------------------------
@@ -249,6 +250,7 @@ class Execution:
                 self._event("note", f"{step.version} was not running; nothing to stop")
         elif action == "flag":
             path = actions.set_flag(step.percentage or 0)
+            self._unjudged_since = None
             self._event("note", f"flag set to {step.percentage or 0}% in {path.name}")
         elif action == "check":
             assert step.version
@@ -309,7 +311,7 @@ class Execution:
                 look_every_s=sample_seconds(self._source),
                 # Requests served since the last verdict (the first batch of a rolling update, while the old
                 # instance drained) are evidence too: a bad release is judged on everything users met.
-                lookback_s=time.monotonic() - self._unjudged_since,
+                lookback_s=None if self._unjudged_since is None else time.monotonic() - self._unjudged_since,
                 should_stop=self._should_stop,
                 sleep=lambda seconds: self.inbox.wake.wait(seconds),
                 on_measurement=measured,
