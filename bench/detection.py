@@ -20,7 +20,9 @@ the default 30 s bake: how often, how fast and by which finding each method catc
   python bench/detection.py [--rate 200] [--interval 2] [--bake 4] [--strategies canary,rolling]
                             [--methods sequential,interval] [--repeat 3] [--canaries 200] [--no-live] [--check]
 
-(--check exits 1 when a strategy is over its budget or did not roll back, or a good simulated canary was stopped.)
+(--check exits 1 when a strategy is over its budget or did not roll back, when the sequential method misses its
+goals (a mean of at most 4 failed requests on canary, at most half the interval method's elsewhere), or when a
+good simulated canary was rolled back.)
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ STABLE, GOOD, BAD = "1.0.0", "1.1.0", "2.0.0"
 STRATEGIES = ("canary", "blue-green", "rolling", "feature-flag")
 METHODS = tuple(method.value for method in AnalysisMethod)
 SLACK_SECONDS = 2.0
+CANARY_GOAL = "at most 4 failed requests on average"
 WHERE_CAUGHT = {
     "canary": "at its first step (10%)",
     "blue-green": "after the switch",
@@ -431,7 +434,13 @@ def run_live(args: argparse.Namespace, chosen: list[str], methods: list[str]) ->
             )
         if (strategy, "sequential") in means and means.get((strategy, "interval")):
             ratio = means[strategy, "sequential"] / means[strategy, "interval"]
-            print(f"{'':14}sequential / interval failed requests: {ratio:.2f}x")
+            goal = CANARY_GOAL if strategy == "canary" else "at most 0.5x"
+            met = means[strategy, "sequential"] <= 4 if strategy == "canary" else ratio <= 0.5
+            missed |= not met
+            print(
+                f"{'':14}sequential / interval failed requests: {ratio:.2f}x (goal: {goal}: "
+                f"{'met' if met else 'MISSED'})"
+            )
     return missed
 
 
