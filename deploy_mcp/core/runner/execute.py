@@ -250,7 +250,8 @@ class Execution:
                 self._event("note", f"{step.version} was not running; nothing to stop")
         elif action == "flag":
             path = actions.set_flag(step.percentage or 0)
-            self._unjudged_since = None
+            if step.percentage:  # the feature reaches users: what the version did before is no evidence of it
+                self._unjudged_since = None
             self._event("note", f"flag set to {step.percentage or 0}% in {path.name}")
         elif action == "check":
             assert step.version
