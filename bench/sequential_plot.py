@@ -220,6 +220,18 @@ def draw(data: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def to_json(data: dict[str, Any]) -> str:
+    """Readable and compact: the settings indented, one look per line."""
+    skeleton = json.loads(json.dumps(data))
+    for version in skeleton["runs"]:
+        skeleton["runs"][version]["looks"] = f"@looks:{version}@"
+    text = json.dumps(skeleton, indent=1)
+    for version, run in data["runs"].items():
+        lines = ",\n".join("   " + json.dumps(look, separators=(",", ":")) for look in run["looks"])
+        text = text.replace(f'"@looks:{version}@"', "[\n" + lines + "\n  ]")
+    return text + "\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(ROOT / "docs" / "public" / "sequential-run"), help="path without suffix")
@@ -233,7 +245,7 @@ def main() -> int:
     else:
         data = record_run(args.bake, args.rate)
         out = Path(args.out)
-        out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        out.with_suffix(".json").write_text(to_json(data), encoding="utf-8")
     out.with_suffix(".svg").write_text(draw(data), encoding="utf-8")
     print(f"wrote {out.with_suffix('.svg')}")
     return 0
