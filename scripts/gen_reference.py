@@ -493,7 +493,8 @@ FIELD_NOTES: dict[str, str] = {
     "ThresholdOverrides.error_rate": "Overrides the error rate tier.",
     "ThresholdOverrides.latency_p95_ms": "Overrides the p95 latency tier.",
     "ThresholdOverrides.latency_p99_ms": "Overrides (or sets) the p99 latency tier.",
-    "Analysis.interval": "How often a measurement is taken during a step.",
+    "Analysis.interval": "How often a measurement is taken during a step (interval method); the sequential "
+    "method looks at every sample and records its progress this often.",
     "Analysis.bake": "How long each step is observed before it can pass.",
     "Analysis.min_requests": "Requests the new version must have served before a measurement counts; "
     "fewer is no data, and no data is never a pass.",
@@ -502,6 +503,10 @@ FIELD_NOTES: dict[str, str] = {
     "Analysis.consecutive_error_limit": "Metric-source errors in a row tolerated; one more ends the step in Error "
     "(abort).",
     "Analysis.compare_baseline": "Also compare the new version with the stable one running beside it.",
+    "Analysis.method": "`sequential`: an anytime-valid test on every sample, deciding Failed as soon as the "
+    "evidence suffices; `interval`: fixed thresholds once per `interval` (see Concepts: analysis).",
+    "Analysis.confidence": "Sequential only: a release at or under the warn level is stopped with probability at "
+    "most 1 - confidence, however often it is looked at.",
     "ReleaseOverride.env": "Environment variables for this release only, merged over the service's.",
     "ReleaseOverride.command": "A different command for this release (local target).",
     "ReleaseOverride.image": "A different image for this release (Kubernetes and ECS targets).",
@@ -555,6 +560,8 @@ FIELD_NOTES: dict[str, str] = {
     "placeholders `{service}`, `{environment}`, `{version}`, `{window}`, literal braces doubled.",
     "PrometheusSource.error_rate": "PromQL for the share of one version's requests answered with a 5xx (0 to 1); "
     "same placeholders.",
+    "PrometheusSource.scrape_interval": "How often Prometheus scrapes the service; the sequential analysis asks "
+    "once per scrape, never more often.",
     "PrometheusSource.latency_p95": "PromQL for the p95 latency of one version, in seconds; same placeholders.",
     "PrometheusSource.latency_p99": "PromQL for the p99 latency of one version, in seconds; judged only when a "
     "p99 threshold is set.",

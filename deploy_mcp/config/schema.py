@@ -56,6 +56,13 @@ class StrategyName(StrEnum):
     FEATURE_FLAG = "feature-flag"
 
 
+class AnalysisMethod(StrEnum):
+    """How measurements become a verdict: an anytime-valid test on every sample, or fixed thresholds per interval."""
+
+    SEQUENTIAL = "sequential"
+    INTERVAL = "interval"
+
+
 class TargetKind(StrEnum):
     LOCAL = "local"
     KUBERNETES = "kubernetes"
@@ -112,6 +119,8 @@ class Analysis(Strict):
     inconclusive_limit: int = Field(default=0, ge=0)
     consecutive_error_limit: int = Field(default=4, ge=0)
     compare_baseline: bool = True
+    method: AnalysisMethod = AnalysisMethod.SEQUENTIAL
+    confidence: float = Field(default=0.95, ge=0.8, le=0.9999)
 
 
 class RecordedCheck(Strict):
@@ -258,6 +267,7 @@ class PrometheusSource(Strict):
         ' / sum(rate(deploy_mcp_requests_total{{service="{service}",environment="{environment}",'
         'version="{version}"}}[{window}]))'
     )
+    scrape_interval: Duration = 15.0
     latency_p95: str = (
         "histogram_quantile(0.95, sum by (le) (rate(deploy_mcp_request_duration_seconds_bucket"
         '{{service="{service}",environment="{environment}",version="{version}"}}[{window}])))'
