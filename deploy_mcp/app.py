@@ -8,6 +8,7 @@ neither, which keeps start-up fast.
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,13 +21,31 @@ if TYPE_CHECKING:
     from deploy_mcp.core.runner import Runner
     from deploy_mcp.core.target import Target
     from deploy_mcp.ledger.base import Ledger
+    from deploy_mcp.ledger.dsn import LedgerUrl
     from deploy_mcp.targets.registry import Targets
 
 LEDGER_FILE = "ledger.db"
+ENV_LEASE = "DEPLOY_MCP_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 30.0
 NO_CONFIG_HINT = (
     "no deploy.toml found in this folder or its parents; run `deploy-mcp init` in the project root to create "
     "one, or point DEPLOY_MCP_CONFIG at it"
 )
+
+
+def lease_seconds() -> float:
+    """How long a deployment's lock outlives a silent driver (DEPLOY_MCP_LEASE_SECONDS, default 30 s): the time a
+    replica waits before taking over the deployment of one that died. Short in tests, longer on a flaky network."""
+    raw = os.environ.get(ENV_LEASE, "").strip()
+    if not raw:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise UserError(f"{ENV_LEASE}: {raw!r} is not a number of seconds above 0; unset it for the default 30")
+    return value
 
 
 class App:
@@ -84,21 +103,28 @@ class App:
     def ledger_path(self) -> Path:
         return self.project.state_dir / LEDGER_FILE
 
+    def ledger_url(self) -> LedgerUrl | None:
+        """The team ledger (DEPLOY_MCP_LEDGER, else deploy.toml's ``ledger``), or None for the SQLite file."""
+        from deploy_mcp.ledger.dsn import resolve
+
+        return resolve(self.project.config.ledger)
+
     def ledger(self) -> Ledger:
-        """The ledger beside deploy.toml, opened (and migrated) on first use."""
+        """The ledger: the team's PostgreSQL database when one is configured, else the file beside deploy.toml;
+        opened (and migrated) on first use."""
         self.require_config()
         with self._lock:
             if self._ledger is None:
                 from deploy_mcp.ledger import open_ledger
 
-                self._ledger = open_ledger(self.ledger_path)
+                self._ledger = open_ledger(self.ledger_url() or self.ledger_path)
             return self._ledger
 
     def existing_ledger(self) -> Ledger | None:
-        """The ledger if one was ever written; reading history must not create files."""
+        """The ledger if one was ever written; reading history must not create files (a database is no file)."""
         if self.config_error or not self.project.configured:
             return None
-        if self._ledger is None and not self.ledger_path.exists():
+        if self._ledger is None and self.ledger_url() is None and not self.ledger_path.exists():
             return None
         return self.ledger()
 
@@ -130,7 +156,7 @@ class App:
             if self._runner is None:
                 from deploy_mcp.core.runner import Runner
 
-                self._runner = Runner(self.project, ledger, self.target)
+                self._runner = Runner(self.project, ledger, self.target, lease_seconds=lease_seconds())
                 self._runner.recover()
             return self._runner
 

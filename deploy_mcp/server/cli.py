@@ -234,7 +234,13 @@ def _serve(args: argparse.Namespace) -> int:
     allowed_hosts = args.allowed_host or []
     check_startup(args.host, token, args.insecure_no_auth, allowed_hosts)
     print(f"deploy-mcp: serving MCP on http://{args.host}:{args.port}/mcp", file=sys.stderr)
-    serve_http(build_server(app), args.host, args.port, token, allowed_hosts)
+    from deploy_mcp.core.runner.takeover import TakeoverWatch
+
+    watch = TakeoverWatch(app).start()  # replicas on one team ledger carry on the deployments of one that died
+    try:
+        serve_http(build_server(app), args.host, args.port, token, allowed_hosts)
+    finally:
+        watch.stop()
     return 0
 
 
