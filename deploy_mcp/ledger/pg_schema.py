@@ -5,8 +5,12 @@ version bump, under a transaction-scoped advisory lock, so replicas starting at 
 each step exactly once and a crash leaves the old version intact.
 
 The indexes serve what the tools ask, newest first (``deployed_at DESC, id_day DESC, id_number DESC``): history
-of everything, of one service, of one environment, of one service in one environment, by status; the records
+of everything, of one service, of one environment, of one service in one environment, by status alone or with a
+service or an environment; the records
 still unfinished (a partial index, tiny however long the history grows); the last good one of a target.
+
+Records and event data are ``json``, not ``jsonb``: they are read whole far more often than searched (only
+``last_good`` looks inside, at a few rows), and ``json`` hands back the stored text with no conversion.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ STEPS: tuple[tuple[str, ...], ...] = (
             version     text NOT NULL,
             status      text NOT NULL,
             deployed_at timestamptz NOT NULL,
-            record      jsonb NOT NULL,
+            record      json NOT NULL,
             UNIQUE (id_day, id_number)
         )
         """,
@@ -42,6 +46,8 @@ STEPS: tuple[tuple[str, ...], ...] = (
         f"CREATE INDEX deployments_by_service ON deployments (service, {_NEWEST})",
         f"CREATE INDEX deployments_by_environment ON deployments (environment, {_NEWEST})",
         f"CREATE INDEX deployments_by_status ON deployments (status, {_NEWEST})",
+        f"CREATE INDEX deployments_by_environment_status ON deployments (environment, status, {_NEWEST})",
+        f"CREATE INDEX deployments_by_service_status ON deployments (service, status, {_NEWEST})",
         f"""CREATE INDEX deployments_unfinished ON deployments ({_NEWEST})
             WHERE status IN ('pending', 'in_progress', 'paused', 'interrupted')""",
         """
@@ -51,7 +57,7 @@ STEPS: tuple[tuple[str, ...], ...] = (
             at            timestamptz NOT NULL,
             kind          text NOT NULL,
             message       text NOT NULL,
-            data          jsonb NOT NULL,
+            data          json NOT NULL,
             PRIMARY KEY (deployment_id, seq)
         )
         """,

@@ -212,7 +212,7 @@ class PostgresLedger:
             record = draft.model_copy(update={"id": format_id(day, row[0])})
             conn.execute(
                 "INSERT INTO deployments (id, id_day, id_number, service, environment, version, status, "
-                "deployed_at, record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+                "deployed_at, record) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::json)",
                 (record.id, day, row[0], *_columns(record)),
             )
         return record
@@ -300,7 +300,7 @@ class PostgresLedger:
     def _write(self, conn: psycopg.Connection, record: DeploymentRecord, verb: str) -> None:
         cursor = conn.execute(
             "UPDATE deployments SET service = %s, environment = %s, version = %s, status = %s, deployed_at = %s, "
-            "record = %s::jsonb WHERE id = %s",
+            "record = %s::json WHERE id = %s",
             (*_columns(record), record.id),
         )
         if cursor.rowcount == 0:

@@ -35,7 +35,6 @@ from deploy_mcp.core.records import DeploymentRecord, Event, Status, utcnow
 from deploy_mcp.ledger.base import (
     PROVISIONAL_CLAIM_LEASE,
     PROVISIONAL_CLAIM_PREFIX,
-    UNFINISHED_STATUSES,
     Approval,
     LedgerError,
     LockState,
@@ -44,7 +43,7 @@ from deploy_mcp.ledger.base import (
 )
 from deploy_mcp.ledger.feed import Subscribers
 from deploy_mcp.ledger.ids import format_id, id_day, parse_id
-from deploy_mcp.ledger.migrations import SCHEMA_VERSION, migrate, schema_version
+from deploy_mcp.ledger.migrations import SCHEMA_VERSION, UNFINISHED_SQL, migrate, schema_version
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 _PLACEHOLDER_ID = "deploy-unallocated"
@@ -249,12 +248,10 @@ class SqliteLedger:
             return _decode(row[0]) if row else None
 
     def unfinished(self) -> list[DeploymentRecord]:
-        marks = ", ".join("?" for _ in UNFINISHED_STATUSES)
+        # Literals, not parameters: SQLite uses the partial index deployments_unfinished only for a condition it
+        # can see implies the index's.
         with self._transaction("list unfinished deployments", write=False) as conn:
-            rows = conn.execute(
-                f"SELECT record FROM deployments WHERE status IN ({marks}) {_NEWEST_FIRST}",
-                [status.value for status in UNFINISHED_STATUSES],
-            )
+            rows = conn.execute(f"SELECT record FROM deployments WHERE status IN ({UNFINISHED_SQL}) {_NEWEST_FIRST}")
             return [_decode(row[0]) for row in rows]
 
     def _read(self, conn: sqlite3.Connection, deployment_id: str) -> DeploymentRecord | None:
