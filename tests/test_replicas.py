@@ -2,8 +2,9 @@
 
 Any replica answers status, history and control requests for a deployment another replica drives (the request
 reaches the driver through LISTEN/NOTIFY and its answer comes back the same way). Then the driving replica is
-killed with SIGKILL in the middle of a canary analysis: another replica finds the deployment interrupted and,
-as ``policy.on_interrupted = "resume"`` says, takes it over and finishes it. Nothing is lost: the event log is
+killed with SIGKILL in the middle of a canary analysis: another replica finds the deployment interrupted and
+does what ``policy.on_interrupted`` says: ``resume`` takes it over and finishes it, ``rollback`` returns the
+service to the version before it. Nothing is lost: the event log is
 whole and numbered without gaps, and the users of the service (a local-platform service behind its router, which
 belongs to no replica) see no failed request.
 """
@@ -45,13 +46,13 @@ LEASE_SECONDS = "2"  # short, so a takeover does not wait long; the heartbeat re
 RATE = 80.0
 
 
-def config(ledger: str, port: int) -> str:
+def config(ledger: str, port: int, on_interrupted: str) -> str:
     command = json.dumps(["{python}", str(HELLO), "--port", "{port}"])
     return f"""\
 ledger = "{ledger}"
 
 [policy]
-on_interrupted = "resume"
+on_interrupted = "{on_interrupted}"
 
 [services.hello]
 command = {command}
@@ -73,9 +74,14 @@ def ledger_url(make_database: Any) -> str:  # noqa: F811
     return f"postgresql://postgres@127.0.0.1:{database.server.port}/{database.name}"
 
 
+@pytest.fixture(params=["resume", "rollback"])
+def on_interrupted(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
 @pytest.fixture
-def project(tmp_path: Path, ledger_url: str) -> Iterator[Project]:
-    (tmp_path / "deploy.toml").write_text(config(ledger_url, free_port()), encoding="utf-8")
+def project(tmp_path: Path, ledger_url: str, on_interrupted: str) -> Iterator[Project]:
+    (tmp_path / "deploy.toml").write_text(config(ledger_url, free_port(), on_interrupted), encoding="utf-8")
     project = load_project(tmp_path / "deploy.toml")
     try:
         yield project
@@ -186,7 +192,7 @@ def wait_for_analysis(ledger_url: str, deployment_id: str, timeout: float = 60.0
 
 
 async def test_any_replica_serves_any_deployment_and_a_killed_replicas_deployment_is_taken_over(
-    project: Project, ledger_url: str
+    project: Project, ledger_url: str, on_interrupted: str
 ) -> None:
     url = f"http://127.0.0.1:{project.config.services[SERVICE].environments[ENVIRONMENT].port}/"
     load: BackgroundLoad | None = None
@@ -225,9 +231,16 @@ async def test_any_replica_serves_any_deployment_and_a_killed_replicas_deploymen
             assert weights(project).get("2.0.0"), "the kill landed before the canary took traffic"
 
             final = await settle(second, deployment_id)
-            assert final["status"] == "succeeded", final["reason"]
-            assert final["validation"]["passed"] is True
-            assert weights(project) == {"2.0.0": 100}
+            if on_interrupted == "resume":
+                assert final["status"] == "succeeded", final["reason"]
+                assert final["validation"]["passed"] is True
+                assert weights(project) == {"2.0.0": 100}
+            else:
+                assert final["status"] == "rolled_back", final["reason"]
+                rollback = await settle(third, final["rolled_back_by"])
+                assert rollback["status"] == "succeeded" and rollback["version"] == "1.0.0", rollback["reason"]
+                assert rollback["deployed_by"].startswith("takeover by ")
+                assert weights(project) == {"1.0.0": 100}
     finally:
         result = load.stop() if load is not None else None
 
@@ -238,10 +251,14 @@ async def test_any_replica_serves_any_deployment_and_a_killed_replicas_deploymen
     assert [event.seq for event in events] == list(range(1, len(events) + 1)), "the event log has a gap"
     assert kinds.count("control") == 2 and kinds.count("control_applied") == 2  # pause and resume, both answered
     interrupted = next(event for event in events if event.kind == "interrupted")
-    took_over = [event for event in events if event.kind == "resumed" and event.seq > interrupted.seq]
     assert interrupted.data.get("found_by") and not interrupted.data["found_by"].startswith(f"pid {killed_pid} ")
-    assert took_over and "policy.on_interrupted = resume" in took_over[0].message
-    assert not took_over[0].data["holder"].startswith(f"pid {killed_pid} ")
+    after = [event.kind for event in events if event.seq > interrupted.seq]
+    if on_interrupted == "resume":
+        took_over = [event for event in events if event.kind == "resumed" and event.seq > interrupted.seq]
+        assert took_over and "policy.on_interrupted = resume" in took_over[0].message
+        assert not took_over[0].data["holder"].startswith(f"pid {killed_pid} ")
+    else:
+        assert after[0] == "rollback_started", after
     assert lock is None
     print(f"\nload: {result.summary() if result else 'none'}")
     assert result is not None and result.requests > 300

@@ -77,6 +77,7 @@ export default defineConfig({
           { text: 'Enterprise mode', link: '/guides/enterprise-mode' },
           { text: 'Kubernetes', link: '/guides/kubernetes' },
           { text: 'AWS ECS', link: '/guides/ecs' },
+          { text: 'Running for a team', link: '/guides/team' },
           { text: 'Publishing these docs', link: '/guides/publishing-docs' },
         ],
       },
