@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -98,15 +99,40 @@ def test_an_unreachable_database_is_a_clear_error_without_the_password() -> None
     assert "hunter2" not in message and "***" in message and "cannot connect to the ledger" in message
 
 
-def test_without_psycopg_the_error_is_the_pip_command(tmp_path: Path) -> None:
-    script = (
-        "import sys; sys.modules['psycopg'] = None\n"
-        "from deploy_mcp.ledger import open_ledger, LedgerError\n"
-        "try:\n    open_ledger('postgresql://deploy@db.internal/deploy_mcp')\n"
-        "except LedgerError as exc:\n    print(exc)\n"
+def test_without_psycopg_a_tool_answers_with_the_pip_command(tmp_path: Path) -> None:
+    """A server whose deploy.toml names a PostgreSQL ledger, on a machine without psycopg: deployment_history,
+    called over MCP, fails with the command that fixes it, and nothing else breaks."""
+    (tmp_path / "deploy.toml").write_text(
+        'ledger = "postgresql://deploy@db.internal/deploy_mcp"\n' + SAMPLE_CONFIG, encoding="utf-8"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
-    assert "pip install 'deploy-mcp[postgresql]'" in out.stdout, out.stdout + out.stderr
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["psycopg"] = None  # as if it were not installed
+        import anyio
+        from pathlib import Path
+        from mcp import Client
+        from deploy_mcp.app import App
+        from deploy_mcp.server.app import build_server
+
+        async def main():
+            app = App.load(Path({str(tmp_path / "deploy.toml")!r}))
+            async with Client(build_server(app)) as client:
+                history = await client.call_tool("deployment_history", {{}})
+                plan = await client.call_tool(
+                    "plan_deployment", {{"service": "web", "version": "2.0.0", "environment": "staging"}}
+                )
+            print("ERROR" if history.is_error else "OK", history.content[0].text)
+            print("PLAN", "error" if plan.is_error else "ok")
+
+        anyio.run(main)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "ERROR" in out.stdout and "pip install 'deploy-mcp[postgresql]'" in out.stdout, out.stdout
+    assert "Traceback" not in out.stdout
+    assert "PLAN ok" in out.stdout
 
 
 async def test_an_agent_reads_the_team_ledger_over_mcp(

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("deploy_mcp.ledger")
 
 CONNECT_TIMEOUT = 10
-LISTEN_TICK = 1.0
+LISTEN_TICK = 0.5
 """How often the listener looks up from waiting to see whether it should stop; it reads notifications at once."""
 RECONNECT_DELAY = 1.0
 _PLACEHOLDER_ID = "deploy-unallocated"

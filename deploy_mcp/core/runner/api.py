@@ -37,6 +37,10 @@ ACK_TIMEOUT = 5.0
 """How long a control call waits for the driving process to acknowledge before returning the record as it is."""
 
 _LIVE = (Status.PENDING, Status.IN_PROGRESS, Status.PAUSED)
+_REMOTE_POLL = 0.2
+"""Seconds between reads of a record driven by another process, on a ledger that does not push events."""
+_REMOTE_RECHECK = 1.0
+"""On a ledger that pushes events: how often to look anyway, for a driver that died without a word."""
 
 
 class Runner:
@@ -235,14 +239,24 @@ class Runner:
         if execution is not None:
             execution.wait_settled(timeout)
             return execution.record if execution.alive else self.get(deployment_id)
+        # Driven by another process: every step it takes writes an event, which wakes us (at once where the
+        # ledger pushes, as PostgreSQL does across replicas). The record is read again at least every
+        # `_REMOTE_RECHECK` anyway, because a driver that dies writes nothing: `get` then notices it is orphaned.
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            record = self.get(deployment_id)
-            if record.status not in (Status.PENDING, Status.IN_PROGRESS):
-                return record
-            if deadline is not None and time.monotonic() >= deadline:
-                return record
-            time.sleep(0.2)
+        heard = threading.Event()
+        unsubscribe = self.ledger.subscribe(deployment_id, heard)
+        recheck = _REMOTE_RECHECK if self.ledger.pushes_events else _REMOTE_POLL
+        try:
+            while True:
+                heard.clear()
+                record = self.get(deployment_id)
+                if record.status not in (Status.PENDING, Status.IN_PROGRESS):
+                    return record
+                if deadline is not None and time.monotonic() >= deadline:
+                    return record
+                heard.wait(recheck if deadline is None else max(0.0, min(recheck, deadline - time.monotonic())))
+        finally:
+            unsubscribe()
 
     def running(self) -> list[str]:
         """Ids of the deployments this process drives now."""
