@@ -296,3 +296,97 @@ def test_subscribers_hear_only_the_kinds_they_asked_for(where: str) -> None:
         writer.append_event(record.id, control.ACK_EVENT, "after unsubscribing")
         time.sleep(0.5)
         assert not heard.is_set()
+
+
+# PostgreSQL only: what the advisory lock, the listener and the schema table add
+
+
+@pytest.fixture
+def pg_url(make_database: Callable[[], Database]) -> str:  # noqa: F811
+    database = make_database()
+    return f"postgresql://postgres@127.0.0.1:{database.server.port}/{database.name}"
+
+
+def backend_pids(url: str, ledger: Ledger) -> dict[str, int]:
+    """The server pids of a PostgresLedger's connections (store, lock session, listener), by what they do."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid, query FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    found: dict[str, int] = {}
+    for pid, query in rows:
+        if query.startswith("LISTEN"):
+            found["listener"] = pid
+        elif "advisory" in query:
+            found["locks"] = pid
+    return found
+
+
+def terminate(url: str, pid: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+
+def test_a_live_replica_keeps_its_deployment_after_its_lease_lapsed(pg_url: str) -> None:
+    """A stalled heartbeat is not a death: while the holder's session lives, nobody else drives its deployment."""
+    with opened(pg_url) as first, opened(pg_url) as second:
+        assert first.acquire_lock("web", "production", "replica-a", deployment_id="d-1", lease_seconds=0.2).acquired
+        time.sleep(0.4)
+        assert first.lock_state("web", "production") is None  # the lease ran out...
+        refused = second.acquire_lock("web", "production", "replica-b", deployment_id="d-2")
+        assert not refused.acquired and refused.holder == "replica-a"  # ...but replica a is alive
+        assert first.renew_lock("web", "production", "replica-a", lease_seconds=0.3)  # and carries on
+        first.close()  # replica a dies: its session, and its advisory lock, end; its lease runs out
+        time.sleep(0.5)
+        taken = second.acquire_lock("web", "production", "replica-b", deployment_id="d-2")
+        assert taken.acquired and taken.deployment_id == "d-2"
+
+
+def test_a_replica_that_lost_its_lock_session_to_another_learns_it_at_its_next_renewal(pg_url: str) -> None:
+    with opened(pg_url) as first, opened(pg_url) as second:
+        assert first.acquire_lock("web", "production", "replica-a", lease_seconds=0.3).acquired
+        terminate(pg_url, backend_pids(pg_url, first)["locks"])  # a network cut ends its lock session
+        time.sleep(0.5)
+        assert second.acquire_lock("web", "production", "replica-b", lease_seconds=30).acquired
+        assert not first.renew_lock("web", "production", "replica-a", lease_seconds=30)
+        assert first.lock_state("web", "production").holder == "replica-b"
+
+
+def test_the_listener_reconnects_and_wakes_every_waiter(pg_url: str) -> None:
+    """A notification sent while the listener was away is lost, so after reconnecting it wakes everyone to read."""
+    with opened(pg_url) as writer, opened(pg_url) as reader:
+        record = web(writer, status="in_progress")
+        heard = threading.Event()
+        reader.subscribe(record.id, heard, frozenset({control.CONTROL_EVENT}))
+        terminate(pg_url, backend_pids(pg_url, reader)["listener"])
+        assert heard.wait(15), "waiters were not woken after the listener reconnected"
+        deadline = time.monotonic() + 15
+        while "listener" not in backend_pids(pg_url, reader):
+            assert time.monotonic() < deadline, "the listener did not reconnect"
+            time.sleep(0.05)
+        heard.clear()
+        writer.append_event(record.id, control.CONTROL_EVENT, "pause requested by bob", {"action": "pause"})
+        assert heard.wait(10), "a request after the reconnect did not arrive"
+
+
+def test_replicas_starting_together_migrate_once_and_a_newer_database_is_refused(pg_url: str) -> None:
+    import psycopg
+
+    from deploy_mcp.ledger.pg_schema import SCHEMA_VERSION
+
+    workers = [Worker(pg_url) for _ in range(3)]  # type: ignore[arg-type]
+    try:
+        assert [worker.receive(timeout=60) for worker in workers] == ["ready"] * 3
+    finally:
+        for worker in workers:
+            worker.stop()
+    with opened(pg_url) as ledger:
+        assert ledger.schema_version == SCHEMA_VERSION
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE deploy_mcp_schema SET version = %s", (SCHEMA_VERSION + 3,))
+    with pytest.raises(LedgerError, match=r"written by a newer deploy-mcp.*pip install -U deploy-mcp"):
+        opened(pg_url)
