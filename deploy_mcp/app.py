@@ -8,7 +8,6 @@ neither, which keeps start-up fast.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,27 +24,10 @@ if TYPE_CHECKING:
     from deploy_mcp.targets.registry import Targets
 
 LEDGER_FILE = "ledger.db"
-ENV_LEASE = "DEPLOY_MCP_LEASE_SECONDS"
-DEFAULT_LEASE_SECONDS = 30.0
 NO_CONFIG_HINT = (
     "no deploy.toml found in this folder or its parents; run `deploy-mcp init` in the project root to create "
     "one, or point DEPLOY_MCP_CONFIG at it"
 )
-
-
-def lease_seconds() -> float:
-    """How long a deployment's lock outlives a silent driver (DEPLOY_MCP_LEASE_SECONDS, default 30 s): the time a
-    replica waits before taking over the deployment of one that died. Short in tests, longer on a flaky network."""
-    raw = os.environ.get(ENV_LEASE, "").strip()
-    if not raw:
-        return DEFAULT_LEASE_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise UserError(f"{ENV_LEASE}: {raw!r} is not a number of seconds above 0; unset it for the default 30")
-    return value
 
 
 class App:
@@ -156,7 +138,7 @@ class App:
             if self._runner is None:
                 from deploy_mcp.core.runner import Runner
 
-                self._runner = Runner(self.project, ledger, self.target, lease_seconds=lease_seconds())
+                self._runner = Runner(self.project, ledger, self.target)
                 self._runner.recover()
             return self._runner
 

@@ -22,6 +22,7 @@ from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Statu
 from deploy_mcp.core.runner import control
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, holder_is_gone, log
+from deploy_mcp.core.runner.base import lease_seconds as default_lease_seconds
 from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
 from deploy_mcp.core.runner.rollback import plan_rollback, resolve_rollback
@@ -31,7 +32,6 @@ from deploy_mcp.ledger import Ledger, LedgerError, LockState
 
 Progress = Callable[[DeploymentRecord, str], None]
 
-DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_READY_TIMEOUT = 60.0
 ACK_TIMEOUT = 5.0
 """How long a control call waits for the driving process to acknowledge before returning the record as it is."""
@@ -59,7 +59,7 @@ class Runner:
         metrics: Callable[[str, str], MetricsSource] | None = None,
         *,
         holder: str | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_seconds: float | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
         drain_timeout: float = 10.0,
         on_progress: Progress | None = None,
@@ -71,7 +71,7 @@ class Runner:
             targets=targets,
             metrics=metrics or self._default_metrics,
             holder=holder or default_holder(),
-            lease_seconds=lease_seconds,
+            lease_seconds=lease_seconds if lease_seconds is not None else default_lease_seconds(),
             ready_timeout=ready_timeout,
             drain_timeout=drain_timeout,
         )

@@ -47,7 +47,7 @@ class TakeoverWatch:
     """The replica's watcher thread; `check` is one look, callable on its own (tests, a CLI)."""
 
     def __init__(self, app: App, period: float | None = None) -> None:
-        from deploy_mcp.app import lease_seconds
+        from deploy_mcp.core.runner.base import lease_seconds
 
         self.app = app
         self.period = period if period is not None else max(0.2, lease_seconds() / CHECKS_PER_LEASE)
