@@ -103,13 +103,22 @@ class Replica:
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """One MCP session per call, as a load balancer may send each request to another replica anyway."""
+        is_error, text, content = await self._call(tool, arguments)
+        assert not is_error, f"{self.name} {tool} failed: {text}"
+        assert content is not None
+        return content
+
+    async def refused(self, tool: str, arguments: dict[str, Any]) -> str:
+        is_error, text, _ = await self._call(tool, arguments)
+        assert is_error, f"{self.name} {tool} was not refused"
+        return text
+
+    async def _call(self, tool: str, arguments: dict[str, Any]) -> tuple[bool, str, dict[str, Any] | None]:
         http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
         async with Client(streamable_http_client(self.url, http_client=http)) as client:
             result = await client.call_tool(tool, arguments)
         text = " ".join(getattr(block, "text", "") for block in result.content)
-        assert not result.is_error, f"{self.name} {tool} failed: {text}"
-        assert result.structured_content is not None
-        return result.structured_content
+        return bool(result.is_error), text, result.structured_content
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -215,6 +224,9 @@ async def test_any_replica_serves_any_deployment_and_a_killed_replicas_deploymen
             deployment_id = (await first.call("deploy", {**arguments, "version": "2.0.0"}))["record"]["id"]
             seen = await second.call("deployment_status", {"deployment_id": deployment_id})
             assert seen["record"]["status"] == "in_progress"
+            # one deployment per service and environment, across replicas
+            refusal = await second.refused("deploy", {**arguments, "version": "2.1.0"})
+            assert deployment_id in refusal, refusal
             history = await third.call("deployment_history", {"service": SERVICE, "limit": 5})
             assert [r["id"] for r in history["records"]][:2] == [deployment_id, started["record"]["id"]]
             paused = await second.call("pause", {"deployment_id": deployment_id})
