@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -154,3 +155,38 @@ async def test_an_agent_reads_the_team_ledger_over_mcp(
     assert not status.is_error, status.content
     assert not (tmp_path / ".deploy" / "ledger.db").exists()
     assert db.name in config.contents[0].text  # the configured URL is shown, with nothing secret in it
+
+
+def test_a_replica_holding_by_policy_marks_a_dead_drivers_deployment_interrupted_and_leaves_it(
+    db: Database, tmp_path: Path, clean_env: pytest.MonkeyPatch
+) -> None:
+    """policy.on_interrupted = "hold" (the default): the watch only says interrupted; a person decides. And only a
+    deployment whose driver died counts as one to take over, not one handed back on purpose."""
+    from deploy_mcp.core.records import Status
+    from deploy_mcp.core.runner.takeover import TakeoverWatch, died
+
+    (tmp_path / "deploy.toml").write_text(f'ledger = "{url_of(db)}"\n' + SAMPLE_CONFIG, encoding="utf-8")
+    with open_ledger(url_of(db)) as ledger:
+        orphan = ledger.create(
+            service="web", version="2.0.0", environment="staging", strategy="rolling", status="in_progress"
+        )
+        assert ledger.acquire_lock("web", "staging", "pid 1 on elsewhere (0000dead)", deployment_id=orphan.id,
+                                   lease_seconds=0.2).acquired  # fmt: skip
+        handed_back = ledger.create(
+            service="web", version="1.0.0", environment="production", strategy="canary", status="interrupted"
+        )
+        ledger.append_event(handed_back.id, "interrupted", "the server stopped; resume it later")
+    time.sleep(0.4)  # the dead driver's lease runs out (its session is closed: no advisory lock either)
+
+    app = App.load(tmp_path / "deploy.toml", start=Path("/"))
+    try:
+        assert TakeoverWatch(app, period=0.1).check() == []
+        ledger = app.ledger()
+        found = ledger.get(orphan.id)
+        assert found is not None and found.status is Status.INTERRUPTED
+        assert died(ledger, found)
+        assert not died(ledger, ledger.get(handed_back.id))
+        ledger.append_event(orphan.id, "resumed", "a person took it over")
+        assert not died(ledger, found)
+    finally:
+        app.close()
