@@ -319,8 +319,10 @@ def backend_pids(url: str, ledger: Ledger) -> dict[str, int]:
     for pid, query in rows:
         if query.startswith("LISTEN"):
             found["listener"] = pid
-        elif "advisory" in query:
+        elif "pg_try_advisory_lock" in query or "pg_advisory_unlock" in query:  # the lock session's only queries
             found["locks"] = pid
+        else:
+            found["store"] = pid
     return found
 
 
@@ -390,3 +392,15 @@ def test_replicas_starting_together_migrate_once_and_a_newer_database_is_refused
         conn.execute("UPDATE deploy_mcp_schema SET version = %s", (SCHEMA_VERSION + 3,))
     with pytest.raises(LedgerError, match=r"written by a newer deploy-mcp.*pip install -U deploy-mcp"):
         opened(pg_url)
+
+
+def test_reads_survive_a_lost_connection_and_writes_use_a_new_one(pg_url: str) -> None:
+    """A server restart or failover ends the store connection: the next read reconnects and answers."""
+    with opened(pg_url) as ledger:
+        record = web(ledger, status="in_progress")
+        ledger.append_event(record.id, "started", "before the cut")
+        terminate(pg_url, backend_pids(pg_url, ledger)["store"])
+        assert ledger.get(record.id) == record
+        assert [event.kind for event in ledger.events(record.id)] == ["started"]
+        ledger.append_event(record.id, "step", "after the cut")
+        assert [r.id for r in ledger.list()] == [record.id]

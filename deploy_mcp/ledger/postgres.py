@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger("deploy_mcp.ledger")
+_T = TypeVar("_T")
 
 CONNECT_TIMEOUT = 10
 LISTEN_TICK = 0.5
@@ -153,6 +154,19 @@ class PostgresLedger:
             except self._pg.Error as exc:
                 raise self._failure(what, exc) from None
 
+    def _read(self, what: str, query: Callable[[psycopg.Connection], _T]) -> _T:
+        """Run a read; when the connection turns out to be dead (the server restarted, a failover, a network cut),
+        once more on a new one. Only reads are retried: a write whose connection died may have committed."""
+        try:
+            with self._transaction(what) as conn:
+                return query(conn)
+        except LedgerError:
+            with self._lock:
+                if self._conn is None or not (self._conn.closed or self._conn.broken):
+                    raise
+            with self._transaction(what) as conn:
+                return query(conn)
+
     def _failure(self, what: str, exc: Exception) -> LedgerError:
         return LedgerError(f"{what}: the ledger {self.location} failed: {self._url.scrub(str(exc)).strip()}")
 
@@ -218,8 +232,7 @@ class PostgresLedger:
         return record
 
     def get(self, deployment_id: str) -> DeploymentRecord | None:
-        with self._transaction(f"read {deployment_id}") as conn:
-            return self._read(conn, deployment_id)
+        return self._read(f"read {deployment_id}", lambda conn: self._record(conn, deployment_id))
 
     def save(self, record: DeploymentRecord) -> None:
         if not isinstance(record, DeploymentRecord):
@@ -232,7 +245,7 @@ class PostgresLedger:
         if changes.get("id", deployment_id) != deployment_id:
             raise LedgerError(f"update {deployment_id}: id cannot change; create a new record instead")
         with self._transaction(f"update {deployment_id}") as conn:
-            current = self._read(conn, deployment_id, for_update=True)
+            current = self._record(conn, deployment_id, for_update=True)
             if current is None:
                 raise self._unknown("update", deployment_id)
             updated = _validate(current.model_dump() | changes, f"update {deployment_id}")
@@ -257,10 +270,8 @@ class PostgresLedger:
                 clauses.append(f"{column} = %s")
                 params.append(str(value))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._transaction("list deployments") as conn:
-            rows = conn.execute(
-                f"SELECT record::text FROM deployments {where} {_NEWEST_FIRST} LIMIT %s", (*params, limit)
-            ).fetchall()
+        sql = f"SELECT record::text FROM deployments {where} {_NEWEST_FIRST} LIMIT %s"
+        rows = self._read("list deployments", lambda conn: conn.execute(sql, (*params, limit)).fetchall())
         return [_decode(row[0]) for row in rows]
 
     def last_good(self, service: str, environment: str, *, before: str | None = None) -> DeploymentRecord | None:
@@ -284,13 +295,11 @@ class PostgresLedger:
     def unfinished(self) -> list[DeploymentRecord]:
         # Spelled as the partial index's predicate, so the planner uses it.
         marks = ", ".join(f"'{status.value}'" for status in UNFINISHED_STATUSES)
-        with self._transaction("list unfinished deployments") as conn:
-            rows = conn.execute(
-                f"SELECT record::text FROM deployments WHERE status IN ({marks}) {_NEWEST_FIRST}"
-            ).fetchall()
+        sql = f"SELECT record::text FROM deployments WHERE status IN ({marks}) {_NEWEST_FIRST}"
+        rows = self._read("list unfinished deployments", lambda conn: conn.execute(sql).fetchall())
         return [_decode(row[0]) for row in rows]
 
-    def _read(
+    def _record(
         self, conn: psycopg.Connection, deployment_id: str, *, for_update: bool = False
     ) -> DeploymentRecord | None:
         lock = " FOR UPDATE" if for_update else ""
@@ -348,11 +357,13 @@ class PostgresLedger:
         return event
 
     def events(self, deployment_id: str) -> list[Event]:
-        with self._transaction(f"read the events of {deployment_id}") as conn:
-            rows = conn.execute(
+        rows = self._read(
+            f"read the events of {deployment_id}",
+            lambda conn: conn.execute(
                 "SELECT seq, at, kind, message, data::text FROM events WHERE deployment_id = %s ORDER BY seq",
                 (deployment_id,),
-            ).fetchall()
+            ).fetchall(),
+        )
         return [
             Event(deployment_id=deployment_id, seq=seq, at=at, kind=kind, message=message, data=json.loads(data))
             for seq, at, kind, message, data in rows
@@ -536,12 +547,14 @@ class PostgresLedger:
 
     def lock_state(self, service: str, environment: str) -> LockState | None:
         """The live holder, or None when the lock is free or its lease has run out."""
-        with self._transaction(f"read the lock of {service}/{environment}") as conn:
-            row = conn.execute(
+        row = self._read(
+            f"read the lock of {service}/{environment}",
+            lambda conn: conn.execute(
                 "SELECT holder, deployment_id, acquired_at, expires_at FROM locks "
                 "WHERE service = %s AND environment = %s AND expires_at > now() AND holder <> ''",
                 (service, environment),
-            ).fetchone()
+            ).fetchone(),
+        )
         return _lock_state(True, service, environment, row) if row else None
 
     # approvals
