@@ -2,8 +2,10 @@
 
 Three connections per process, each with one job:
 
-- the **store** connection runs every read and write, one transaction per call (READ COMMITTED; every
-  read-modify-write locks the row it changes first, so two replicas never lose an update or hand out one id twice);
+- the **store** connection runs every read and write: a write is one transaction per call (READ COMMITTED; every
+  read-modify-write locks the row it changes first, so two replicas never lose an update or hand out one id
+  twice), a read of one statement runs on its own in autocommit (one round trip) and again once if the connection
+  had died;
 - the **lock session** holds a session-level advisory lock per deployment this process drives. The lock row
   (holder, lease) says who drives a service/environment and until when; the advisory lock makes it impossible for
   two live replicas to drive it at once even when a lease lapses under a stalled heartbeat, because only a dead
@@ -155,17 +157,18 @@ class PostgresLedger:
                 raise self._failure(what, exc) from None
 
     def _read(self, what: str, query: Callable[[psycopg.Connection], _T]) -> _T:
-        """Run a read; when the connection turns out to be dead (the server restarted, a failover, a network cut),
+        """Run a read of one statement, in autocommit (its own transaction: one round trip, not BEGIN, SELECT and
+        COMMIT). When the connection turns out to be dead (the server restarted, a failover, a network cut), run it
         once more on a new one. Only reads are retried: a write whose connection died may have committed."""
-        try:
-            with self._transaction(what) as conn:
-                return query(conn)
-        except LedgerError:
-            with self._lock:
-                if self._conn is None or not (self._conn.closed or self._conn.broken):
-                    raise
-            with self._transaction(what) as conn:
-                return query(conn)
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._store()
+                try:
+                    return query(conn)
+                except self._pg.Error as exc:
+                    if attempt == 2 or not (conn.closed or conn.broken):
+                        raise self._failure(what, exc) from None
+        raise AssertionError("unreachable")
 
     def _failure(self, what: str, exc: Exception) -> LedgerError:
         return LedgerError(f"{what}: the ledger {self.location} failed: {self._url.scrub(str(exc)).strip()}")
@@ -604,11 +607,8 @@ class PostgresLedger:
         if not include_used:
             clauses.append(_UNCLAIMED)
             params.extend(_unclaimed_params(now))
-        with self._transaction(f"find the approval of {change_id}") as conn:
-            row = conn.execute(
-                f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT 1",
-                params,
-            ).fetchone()
+        sql = f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT 1"
+        row = self._read(f"find the approval of {change_id}", lambda conn: conn.execute(sql, params).fetchone())
         return _approval(row, _stale_before(now)) if row else None
 
     def use_approval(self, approval_id: int, used_by: str, *, replacing: str | None = None) -> Approval | None:
@@ -657,10 +657,8 @@ class PostgresLedger:
                 params.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         stale_before = _stale_before(utcnow())
-        with self._transaction("list approvals") as conn:
-            rows = conn.execute(
-                f"SELECT {_APPROVAL_COLUMNS} FROM approvals {where} ORDER BY id DESC LIMIT %s", (*params, limit)
-            ).fetchall()
+        sql = f"SELECT {_APPROVAL_COLUMNS} FROM approvals {where} ORDER BY id DESC LIMIT %s"
+        rows = self._read("list approvals", lambda conn: conn.execute(sql, (*params, limit)).fetchall())
         return [_approval(row, stale_before) for row in rows]
 
 
