@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from deploy_mcp.core.platform import Platform
     from deploy_mcp.core.runner import Runner
     from deploy_mcp.ledger.base import Ledger
+    from deploy_mcp.ledger.dsn import LedgerUrl
     from deploy_mcp.targets.registry import Targets
 
 LEDGER_FILE = "ledger.db"
@@ -84,21 +85,28 @@ class App:
     def ledger_path(self) -> Path:
         return self.project.state_dir / LEDGER_FILE
 
+    def ledger_url(self) -> LedgerUrl | None:
+        """The team ledger (DEPLOY_MCP_LEDGER, else deploy.toml's ``ledger``), or None for the SQLite file."""
+        from deploy_mcp.ledger.dsn import resolve
+
+        return resolve(self.project.config.ledger)
+
     def ledger(self) -> Ledger:
-        """The ledger beside deploy.toml, opened (and migrated) on first use."""
+        """The ledger: the team's PostgreSQL database when one is configured, else the file beside deploy.toml;
+        opened (and migrated) on first use."""
         self.require_config()
         with self._lock:
             if self._ledger is None:
                 from deploy_mcp.ledger import open_ledger
 
-                self._ledger = open_ledger(self.ledger_path)
+                self._ledger = open_ledger(self.ledger_url() or self.ledger_path)
             return self._ledger
 
     def existing_ledger(self) -> Ledger | None:
-        """The ledger if one was ever written; reading history must not create files."""
+        """The ledger if one was ever written; reading history must not create files (a database is no file)."""
         if self.config_error or not self.project.configured:
             return None
-        if self._ledger is None and not self.ledger_path.exists():
+        if self._ledger is None and self.ledger_url() is None and not self.ledger_path.exists():
             return None
         return self.ledger()
 

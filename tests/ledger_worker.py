@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from deploy_mcp.ledger import LedgerError, open_ledger
+from deploy_mcp.ledger import LedgerError, is_postgres_url, open_ledger
 
 
 def reply(**message: Any) -> None:
@@ -44,8 +44,9 @@ def hang_in_transaction(db: Path, deployment_id: str) -> None:
 
 
 def main() -> None:
-    db = Path(sys.argv[1])
-    ledger = open_ledger(db)
+    where = sys.argv[1]  # a SQLite file, or a PostgreSQL URL (tests/test_ledger_shared.py)
+    db = Path(where)
+    ledger = open_ledger(where if is_postgres_url(where) else db)
     reply(ok="ready")
     for line in sys.stdin:
         command = json.loads(line)

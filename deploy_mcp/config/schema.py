@@ -63,6 +63,14 @@ class AnalysisMethod(StrEnum):
     INTERVAL = "interval"
 
 
+class Takeover(StrEnum):
+    """What a replica does with a deployment another replica was driving when it died."""
+
+    HOLD = "hold"
+    RESUME = "resume"
+    ROLLBACK = "rollback"
+
+
 class TargetKind(StrEnum):
     LOCAL = "local"
     KUBERNETES = "kubernetes"
@@ -318,6 +326,14 @@ class Policy(Strict):
     on_call: str | None = None
     escalation_path: list[str] = Field(default_factory=lambda: ["on-call", "team-lead", "director"])
     monitoring_period: Duration | None = None
+    on_interrupted: Takeover = Field(
+        default_factory=lambda: Takeover.HOLD,
+        description=(
+            "What a server replica (deploy-mcp serve --http) does with a deployment whose driving replica died, "
+            "once its lock lease has run out: hold (mark it interrupted and wait for a person to resume, abort or "
+            "roll back), resume (take it over and carry on), rollback (take it over and undo it)."
+        ),
+    )
 
 
 class DeployConfig(Strict):
@@ -325,10 +341,25 @@ class DeployConfig(Strict):
 
     mode: Mode = Mode.GREENFIELD
     project: str | None = None
+    ledger: str | None = Field(
+        default=None,
+        description=(
+            "A team's shared ledger: a PostgreSQL URL such as 'postgresql://deploy@db.internal/deploy_mcp' "
+            "(DEPLOY_MCP_LEDGER overrides it). Never with a password: that comes from PGPASSWORD or "
+            "DEPLOY_MCP_LEDGER_PASSWORD_FILE. Left out: the SQLite file .deploy/ledger.db. See Running for a team."
+        ),
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     policy: Policy = Field(default_factory=Policy)
     targets: Targets = Field(default_factory=Targets)
     services: dict[str, Service] = Field(default_factory=dict)
+
+    @field_validator("ledger")
+    @classmethod
+    def _ledger_url(cls, value: str | None) -> str | None:
+        from deploy_mcp.ledger.dsn import check_config_url
+
+        return None if value is None else check_config_url(value)
 
     @model_validator(mode="after")
     def _requires_known(self) -> DeployConfig:

@@ -7,6 +7,8 @@ beside the SQLite one without touching them. The deployment record and the event
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -100,20 +102,36 @@ class Approval(BaseModel):
         return self.version is None or version is None or self.version == version
 
 
-@runtime_checkable
-class Ledger(Protocol):
-    """The record store. Every write is one transaction: a call either happens entirely or not at all.
-
-    Ids are ``deploy-YYYY-MM-DD-NNN`` (UTC date of ``deployed_at``, counting from 001 each day), allocated by the
-    ledger so two processes never hand out the same one. Lists are newest first.
-    """
+class Storage(Protocol):
+    """What every part shares: where the ledger lives, its schema version, and its lifetime."""
 
     @property
     def location(self) -> str:
-        """Where the ledger lives, for messages (a file path, later a database URL without password)."""
+        """Where the ledger lives, for messages: a file path, or a database URL with its password masked."""
         ...
 
-    # records
+    @property
+    def schema_version(self) -> int:
+        """How many of the backend's schema steps the store has had (its own migrations, applied on open)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """Deployment records. Ids are ``deploy-YYYY-MM-DD-NNN`` (UTC date of ``deployed_at``, counting from 001 each
+    day), allocated by the store so two processes never hand out the same one. Lists are newest first."""
+
     def create(self, *, service: str, version: str, environment: str, strategy: str, **fields: Any) -> DeploymentRecord:
         """Allocate an id, store a new record built from these fields, return it."""
         ...
@@ -145,14 +163,39 @@ class Ledger(Protocol):
         """Records still pending, in progress, paused or interrupted, newest first; the runner decides."""
         ...
 
-    # event log
+
+@runtime_checkable
+class EventLog(Protocol):
+    """Each record's append-only, numbered event log; the control channel (pause, promote, abort) travels in it.
+
+    ``subscribe`` lets a waiter sleep until something is appended instead of re-reading the log: the SQLite
+    backend wakes waiters of its own process only (others read on their next poll), the PostgreSQL one wakes
+    every replica through LISTEN/NOTIFY. ``pushes_events`` says which, so a waiter knows whether it must poll.
+    """
+
     def append_event(
         self, deployment_id: str, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> Event: ...
 
     def events(self, deployment_id: str) -> list[Event]: ...
 
-    # one deployment per service and environment, across processes
+    @property
+    def pushes_events(self) -> bool:
+        """True when ``subscribe`` hears appends made by every process, so nobody needs to poll."""
+        ...
+
+    def subscribe(
+        self, deployment_id: str, wake: threading.Event, kinds: frozenset[str] | None = None
+    ) -> Callable[[], None]:
+        """Set ``wake`` whenever an event (of one of ``kinds``, or any) is appended to ``deployment_id``, or the
+        feed had to reconnect and may have missed one; returns the function that unsubscribes."""
+        ...
+
+
+@runtime_checkable
+class LockStore(Protocol):
+    """One deployment per service and environment, across processes: a lock with a lease its holder renews."""
+
     def acquire_lock(
         self,
         service: str,
@@ -169,7 +212,11 @@ class Ledger(Protocol):
 
     def lock_state(self, service: str, environment: str) -> LockState | None: ...
 
-    # enterprise change approvals
+
+@runtime_checkable
+class ApprovalStore(Protocol):
+    """Enterprise change approvals given out of band by a person, each spent by one deployment."""
+
     def add_approval(
         self,
         change_id: str,
@@ -219,16 +266,12 @@ class Ledger(Protocol):
         limit: int = 50,
     ) -> list[Approval]: ...
 
-    def close(self) -> None: ...
 
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
+@runtime_checkable
+class Ledger(Storage, RecordStore, EventLog, LockStore, ApprovalStore, Protocol):
+    """The record store the runner, the tools and the CLI hold: every part together. Every write is one
+    transaction: a call either happens entirely or not at all. Backends: ``SqliteLedger`` (one file, the default)
+    and ``PostgresLedger`` (a team's shared database, several server replicas)."""
 
 
 def describe_validation(exc: ValidationError) -> str:

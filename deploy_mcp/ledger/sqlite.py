@@ -21,7 +21,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,15 +37,15 @@ from deploy_mcp.core.records import DeploymentRecord, Event, Status, utcnow
 from deploy_mcp.ledger.base import (
     PROVISIONAL_CLAIM_LEASE,
     PROVISIONAL_CLAIM_PREFIX,
-    UNFINISHED_STATUSES,
     Approval,
     LedgerError,
     LockState,
     as_status,
     describe_validation,
 )
+from deploy_mcp.ledger.feed import Subscribers
 from deploy_mcp.ledger.ids import format_id, id_day, parse_id
-from deploy_mcp.ledger.migrations import SCHEMA_VERSION, migrate, schema_version
+from deploy_mcp.ledger.migrations import SCHEMA_VERSION, UNFINISHED_SQL, migrate, schema_version
 
 DEFAULT_BUSY_TIMEOUT = 10.0
 _PLACEHOLDER_ID = "deploy-unallocated"
@@ -59,6 +59,7 @@ class SqliteLedger:
         self._path = Path(path)
         self._busy_timeout = busy_timeout
         self._lock = threading.RLock()
+        self._subscribers = Subscribers()
         self._conn: sqlite3.Connection | None = self._connect()
 
     # connection and transactions
@@ -160,6 +161,11 @@ class SqliteLedger:
     @property
     def location(self) -> str:
         return str(self._path)
+
+    @property
+    def schema_version(self) -> int:
+        with self._transaction("read the schema version", write=False) as conn:
+            return schema_version(conn)
 
     def close(self) -> None:
         with self._lock:
@@ -265,12 +271,10 @@ class SqliteLedger:
             return _decode(row[0]) if row else None
 
     def unfinished(self) -> list[DeploymentRecord]:
-        marks = ", ".join("?" for _ in UNFINISHED_STATUSES)
+        # Literals, not parameters: SQLite uses the partial index deployments_unfinished only for a condition it
+        # can see implies the index's.
         with self._transaction("list unfinished deployments", write=False) as conn:
-            rows = conn.execute(
-                f"SELECT record FROM deployments WHERE status IN ({marks}) {_NEWEST_FIRST}",
-                [status.value for status in UNFINISHED_STATUSES],
-            )
+            rows = conn.execute(f"SELECT record FROM deployments WHERE status IN ({UNFINISHED_SQL}) {_NEWEST_FIRST}")
             return [_decode(row[0]) for row in rows]
 
     def _read(self, conn: sqlite3.Connection, deployment_id: str) -> DeploymentRecord | None:
@@ -318,7 +322,18 @@ class SqliteLedger:
                 "INSERT INTO events (deployment_id, seq, at, kind, message, data) VALUES (?, ?, ?, ?, ?, ?)",
                 (deployment_id, seq, _utc_text(event.at), kind, message, json.dumps(stored["data"])),
             )
+        self._subscribers.wake(deployment_id, kind)
         return event
+
+    @property
+    def pushes_events(self) -> bool:
+        """Appends of this process only: another process's request is read at the waiter's next poll."""
+        return False
+
+    def subscribe(
+        self, deployment_id: str, wake: threading.Event, kinds: frozenset[str] | None = None
+    ) -> Callable[[], None]:
+        return self._subscribers.add(deployment_id, wake, kinds)
 
     def events(self, deployment_id: str) -> list[Event]:
         with self._transaction(f"read the events of {deployment_id}", write=False) as conn:

@@ -286,7 +286,13 @@ def _serve(args: argparse.Namespace) -> int:
     if verifier is not None and os.environ.get("DEPLOY_MCP_TOKEN"):
         print("deploy-mcp: DEPLOY_MCP_TOKEN is not accepted: callers are known by their own tokens", file=sys.stderr)
     print(f"deploy-mcp: serving MCP on http://{args.host}:{args.port}/mcp ({how})", file=sys.stderr)
-    serve_http(build_server(app), args.host, args.port, token, allowed_hosts, verifier)
+    from deploy_mcp.core.runner.takeover import TakeoverWatch
+
+    watch = TakeoverWatch(app).start()  # replicas on one team ledger carry on the deployments of one that died
+    try:
+        serve_http(build_server(app), args.host, args.port, token, allowed_hosts, verifier)
+    finally:
+        watch.stop()
     return 0
 
 

@@ -81,6 +81,7 @@ export default defineConfig({
           { text: 'Kubernetes', link: '/guides/kubernetes' },
           { text: 'AWS ECS', link: '/guides/ecs' },
           { text: 'Container image', link: '/guides/container' },
+          { text: 'Running for a team', link: '/guides/team' },
           { text: 'Publishing these docs', link: '/guides/publishing-docs' },
         ],
       },

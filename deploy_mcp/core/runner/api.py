@@ -23,6 +23,7 @@ from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Statu
 from deploy_mcp.core.runner import control
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, holder_is_gone, log
+from deploy_mcp.core.runner.base import lease_seconds as default_lease_seconds
 from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
 from deploy_mcp.core.runner.rollback import check_to_while_running, plan_rollback, resolve_rollback
@@ -32,12 +33,15 @@ from deploy_mcp.ledger import Ledger, LedgerError, LockState
 
 Progress = Callable[[DeploymentRecord, str], None]
 
-DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_READY_TIMEOUT = 60.0
 ACK_TIMEOUT = 5.0
 """How long a control call waits for the driving process to acknowledge before returning the record as it is."""
 
 _LIVE = (Status.PENDING, Status.IN_PROGRESS, Status.PAUSED)
+_REMOTE_POLL = 0.2
+"""Seconds between reads of a record driven by another process, on a ledger that does not push events."""
+_REMOTE_RECHECK = 1.0
+"""On a ledger that pushes events: how often to look anyway, for a driver that died without a word."""
 
 
 class Runner:
@@ -56,7 +60,7 @@ class Runner:
         metrics: Callable[[str, str], MetricsSource] | None = None,
         *,
         holder: str | None = None,
-        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        lease_seconds: float | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT,
         drain_timeout: float = 10.0,
         on_progress: Progress | None = None,
@@ -70,7 +74,7 @@ class Runner:
             platforms=platforms,
             metrics=metrics or self._default_metrics,
             holder=holder or default_holder(),
-            lease_seconds=lease_seconds,
+            lease_seconds=lease_seconds if lease_seconds is not None else default_lease_seconds(),
             ready_timeout=ready_timeout,
             drain_timeout=drain_timeout,
         )
@@ -244,14 +248,24 @@ class Runner:
         if execution is not None:
             execution.wait_settled(timeout)
             return execution.record if execution.alive else self.get(deployment_id)
+        # Driven by another process: every step it takes writes an event, which wakes us (at once where the
+        # ledger pushes, as PostgreSQL does across replicas). The record is read again at least every
+        # `_REMOTE_RECHECK` anyway, because a driver that dies writes nothing: `get` then notices it is orphaned.
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            record = self.get(deployment_id)
-            if record.status not in (Status.PENDING, Status.IN_PROGRESS):
-                return record
-            if deadline is not None and time.monotonic() >= deadline:
-                return record
-            time.sleep(0.2)
+        heard = threading.Event()
+        unsubscribe = self.ledger.subscribe(deployment_id, heard)
+        recheck = _REMOTE_RECHECK if self.ledger.pushes_events else _REMOTE_POLL
+        try:
+            while True:
+                heard.clear()
+                record = self.get(deployment_id)
+                if record.status not in (Status.PENDING, Status.IN_PROGRESS):
+                    return record
+                if deadline is not None and time.monotonic() >= deadline:
+                    return record
+                heard.wait(recheck if deadline is None else max(0.0, min(recheck, deadline - time.monotonic())))
+        finally:
+            unsubscribe()
 
     def running(self) -> list[str]:
         """Ids of the deployments this process drives now."""

@@ -30,6 +30,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("deploy_mcp.runner")
 
 
+ENV_LEASE = "DEPLOY_MCP_LEASE_SECONDS"
+DEFAULT_LEASE_SECONDS = 30.0
+
+
+def lease_seconds() -> float:
+    """How long a deployment's lock outlives a silent driver (DEPLOY_MCP_LEASE_SECONDS, default 30 s): the time a
+    server replica waits before taking over the deployment of one that died. Short in tests, longer on a flaky
+    network."""
+    raw = os.environ.get(ENV_LEASE, "").strip()
+    if not raw:
+        return DEFAULT_LEASE_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise UserError(f"{ENV_LEASE}: {raw!r} is not a number of seconds above 0; unset it for the default 30")
+    return value
+
+
 class RunnerError(UserError):
     """The runner refused a request (a deployment already running, an unknown id, nothing to roll back to...)."""
 

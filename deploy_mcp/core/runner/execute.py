@@ -173,6 +173,7 @@ class Execution:
                     self.ctx.ledger.release_lock(self.service, self.environment, self.ctx.holder)
                 except Exception:
                     log.exception("%s: could not release the lock", self.id)
+            self.inbox.close()
             if self._on_exit is not None:
                 self._on_exit(self)
             with self.changed:
