@@ -36,7 +36,7 @@ from deploy_mcp.config.loader import Project, load_project
 from deploy_mcp.ledger import open_ledger
 from deploy_mcp.targets.local import cli
 from deploy_mcp.targets.local.loadgen import BackgroundLoad
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import create_platform
 
 pytestmark = pytest.mark.anyio
 HELLO = Path(__file__).resolve().parents[1] / "examples" / "hello" / "server.py"
@@ -172,7 +172,7 @@ def wait_listening(replica: Replica) -> None:
 
 
 def weights(project: Project) -> dict[str, int]:
-    return {v.version: v.weight for v in LocalTarget(project).state(SERVICE, ENVIRONMENT).versions}
+    return {v.version: v.weight for v in create_platform(project).state(SERVICE, ENVIRONMENT).versions}
 
 
 async def settle(replica: Replica, deployment_id: str, timeout: float = 120.0) -> dict[str, Any]:
