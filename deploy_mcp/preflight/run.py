@@ -146,7 +146,7 @@ def run_preflight(
     now = now or datetime.now(UTC)
     if app.config_error or not app.project.configured:
         return _without_config(app, service, version, environment, now)
-    from deploy_mcp.tools.approvals import check_policy
+    from deploy_mcp.services.approvals import check_policy
 
     config = app.config
     svc, env = lookup(config, service, environment)

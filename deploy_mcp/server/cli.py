@@ -374,7 +374,7 @@ def _approve(args: argparse.Namespace) -> int:
     if args.server:
         return _approve_on_server(args)
     from deploy_mcp.app import App
-    from deploy_mcp.tools.approvals import approve, describe_approval
+    from deploy_mcp.services.approvals import approve, describe_approval
 
     if not args.approved_by:
         raise UserError("--approved-by: give your name (or use --server URL, where your token names you)")
@@ -448,8 +448,8 @@ def _deploy(args: argparse.Namespace) -> int:
     _known(app, args.service, args.environment)
 
     from deploy_mcp.server import terminal
-    from deploy_mcp.tools.launch import require_preflight, start_deployment
-    from deploy_mcp.tools.subjects import deploy_subject
+    from deploy_mcp.services.launch import require_preflight, start_deployment
+    from deploy_mcp.services.subjects import deploy_subject
 
     console = _console()
     try:
@@ -468,6 +468,7 @@ def _deploy(args: argparse.Namespace) -> int:
             args.strategy,
             deployed_by=person.by,
             change_id=args.change_id or person.change_id,
+            agreed=subject.plan,
         )
         console.print(f"started {record.id}: {subject.headline} ({person.how}); Ctrl-C hands it back", soft_wrap=True)
         return _watch_to_end(app, record.id, console)
@@ -483,7 +484,7 @@ def _rollback(args: argparse.Namespace) -> int:
     _known(app, args.service, args.environment)
 
     from deploy_mcp.server import terminal
-    from deploy_mcp.tools.subjects import rollback_subject
+    from deploy_mcp.services.subjects import rollback_subject
 
     console = _console()
     try:
@@ -504,7 +505,7 @@ def _steer(args: argparse.Namespace) -> int:
     from deploy_mcp.app import App
     from deploy_mcp.core.records import Status
     from deploy_mcp.server import terminal
-    from deploy_mcp.tools.subjects import deployment_subject
+    from deploy_mcp.services.subjects import deployment_subject
 
     action = args.command
     reason = _reason(args.reason) if action == "abort" else None

@@ -29,7 +29,7 @@ from deploy_mcp.core.records import DeploymentRecord, Event, Status, Step, Verdi
 from deploy_mcp.core.target import MetricSnapshot, TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.server.render import STATUS_STYLE
-from deploy_mcp.tools.subjects import Subject
+from deploy_mcp.services.subjects import Subject
 
 if TYPE_CHECKING:  # validation and views load more than status needs
     from deploy_mcp.tools.validation import ValidationReport
