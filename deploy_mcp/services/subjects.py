@@ -1,6 +1,6 @@
 """What a changing call would do, worked out before anyone is asked to say yes to it.
 
-The MCP server's consent resolvers (server/consent.py) and the CLI's terminal prompt (server/terminal.py) both
+The MCP server's consent resolvers (server/consent.py) and the CLI's terminal prompt (cli/terminal.py) both
 ask about the same `Subject`: the plan, the policy decision at this moment and the approval found in the ledger.
 It lives here, free of the MCP SDK, so the CLI's changing commands start without loading the SDK.
 A refusal is a `UserError` (or the ledger's `LedgerError`): each face turns it into its own kind of message.
