@@ -9,66 +9,26 @@ platform and a real ledger.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
 import pytest
-from local_fixtures import HELLO, free_port, wait_until_gone
+from canary_project import TIMEOUT, analyzing, canary_project
 from mcp import Client
 
 from deploy_mcp.app import App
 from deploy_mcp.cli import main
-from deploy_mcp.config.loader import load_project
-from deploy_mcp.core.records import DeploymentRecord, Status
+from deploy_mcp.core.records import Status
 from deploy_mcp.server.app import build_server
 from deploy_mcp.services.launch import start_deployment
-from deploy_mcp.targets.local import cli as local_cli
-
-TIMEOUT = 90.0
-
-
-def config(port: int) -> str:
-    command = json.dumps([sys.executable, str(HELLO), "--port", "{port}"])
-    # A bake far longer than the test: the analysis ends only because someone promotes past it.
-    return f"""
-[services.hello]
-command = {command}
-replicas = 1
-health = "/health"
-smoke = ["/health"]
-
-[services.hello.environments.staging]
-strategy = "canary"
-steps = [50, 100]
-port = {port}
-analysis = {{ interval = "1s", bake = "600s", min_requests = 10 }}
-"""
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
-    (tmp_path / "deploy.toml").write_text(config(free_port()), encoding="utf-8")
-    try:
-        yield tmp_path / "deploy.toml"
-    finally:
-        local_cli.stop(load_project(tmp_path / "deploy.toml"), "hello")
-        left = wait_until_gone(tmp_path)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        assert not left, f"processes outlived the test: {left}"
-
-
-def analyzing(record: DeploymentRecord) -> bool:
-    step = record.steps[record.current_step - 1] if record.current_step else None
-    return step is not None and step.name == "analyze" and step.status == "running"
+    with canary_project(tmp_path) as deploy_toml:
+        yield deploy_toml
 
 
 def interrupted_in_analysis(deploy_toml: Path) -> str:
