@@ -51,7 +51,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     app = App.load(args.config)  # read on first use; an invalid deploy.toml is reported by every tool
     if not args.http:
-        build_server(app).run("stdio")
+        build_server(app, close_app=True).run("stdio")
         return 0
     from deploy_mcp.server.http import check_startup, resolve_token, serve_http
 
@@ -63,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
     if verifier is not None and os.environ.get("DEPLOY_MCP_TOKEN"):
         print("deploy-mcp: DEPLOY_MCP_TOKEN is not accepted: callers are known by their own tokens", file=sys.stderr)
     print(f"deploy-mcp: serving MCP on http://{args.host}:{args.port}/mcp ({how})", file=sys.stderr)
-    serve_http(build_server(app), args.host, args.port, token, allowed_hosts, verifier)
+    serve_http(build_server(app, close_app=True), args.host, args.port, token, allowed_hosts, verifier)
     return 0
 
 
