@@ -1,3 +1,3 @@
-from deploy_mcp.server.cli import main
+from deploy_mcp.cli import main
 
 raise SystemExit(main())

@@ -877,9 +877,9 @@ fractions: `0.05` is 5%.
 def render_cli() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps usage to the terminal; fix it so the page is reproducible
     os.environ["NO_COLOR"] = "1"  # and colours it on newer Pythons
-    from deploy_mcp.server.cli import _parser
+    from deploy_mcp.cli import build_parser
 
-    parser = _parser()
+    parser = build_parser()
     body = [
         "```text",
         parser.format_usage().strip(),
@@ -978,14 +978,14 @@ def _options_table(parser: argparse.ArgumentParser) -> str:
 
 
 def render_inventory(listing: ServerListing) -> str:
-    from deploy_mcp.server.cli import _parser
+    from deploy_mcp.cli import build_parser
 
     inventory = {
         "version": listing.version,
         "tools": [tool.name for tool in listing.tools],
         "prompts": [prompt.name for prompt in listing.prompts],
         "resources": [res.uri for res in listing.resources] + [tpl.uri_template for tpl in listing.templates],
-        "commands": _command_names(_parser()),
+        "commands": _command_names(build_parser()),
     }
     return json.dumps(inventory, indent=2) + "\n"
 

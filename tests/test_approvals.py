@@ -25,10 +25,10 @@ from deploy_mcp.core.records import Status, Validation
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_LEASE
 from deploy_mcp.preflight import run_preflight
+from deploy_mcp.services.approvals import approve, check_policy, claim_for_deploy
+from deploy_mcp.services.launch import start_deployment
+from deploy_mcp.services.subjects import deploy_subject
 from deploy_mcp.targets.local import cli as local_cli
-from deploy_mcp.tools.approvals import approve, check_policy, claim_for_deploy
-from deploy_mcp.tools.launch import start_deployment
-from deploy_mcp.tools.subjects import deploy_subject
 
 ENTERPRISE = """
 mode = "brownfield-enterprise"

@@ -24,7 +24,7 @@ from deploy_mcp.server.consent import (
     confirm_deploy,
     make_consent_resolvers,
 )
-from deploy_mcp.tools.approvals import approve
+from deploy_mcp.services.approvals import approve
 
 pytestmark = pytest.mark.anyio
 PROTOCOLS = ["legacy", "2026-07-28"]  # legacy negotiates 2025-11-25
@@ -52,7 +52,7 @@ def protocol(request: pytest.FixtureRequest) -> str:
 
 
 def make_app(folder: Path, config: str = CONFIG) -> App:
-    """A project where 1.0.0 runs in production and 2.0.0 already succeeded in staging."""
+    """A project whose ledger has 1.0.0 in production (no process of it runs) and 2.0.0 succeeded in staging."""
     (folder / "deploy.toml").write_text(config, encoding="utf-8")
     app = App.load(folder / "deploy.toml")
     ledger = app.ledger()
@@ -168,8 +168,10 @@ async def test_an_accepted_confirmation_lets_the_deploy_run(app: App, protocol: 
 
     assert not result.is_error, text(result)
     assert len(user.questions) == 1  # asked once, also across the 2026-07-28 retry
+    # The ledger says 1.0.0 was deployed, but no process of it runs: the question describes the plan that runs.
     assert user.questions[0].startswith(
-        "Deploy web 2.0.0 to production (now 1.0.0) with a canary: 5% -> 25% -> 50% -> 100% of traffic?"
+        "Deploy web 2.0.0 to production (nothing serves there now; 1.0.0 was deployed last) with canary: "
+        "2.0.0 starts at full size and takes all traffic?"
     )
     assert "rolls it back automatically" in user.questions[0]
     assert deployments(app) == ["2.0.0", "1.0.0"]

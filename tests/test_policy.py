@@ -24,7 +24,7 @@ from deploy_mcp.core.policy import (
 from deploy_mcp.core.recommend import PlanError
 from deploy_mcp.core.records import Status
 from deploy_mcp.ledger.base import Approval
-from deploy_mcp.tools.approvals import approve, check_policy
+from deploy_mcp.services.approvals import approve, check_policy
 
 BASE = """
 [services.web]

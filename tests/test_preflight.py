@@ -30,7 +30,7 @@ from registry_fixture import RegistryServer, TokenAuth, registry, require_regist
 from deploy_mcp.app import App
 from deploy_mcp.core.records import Status
 from deploy_mcp.server.app import build_server
-from deploy_mcp.tools.approvals import approve
+from deploy_mcp.services.approvals import approve
 
 pytestmark = pytest.mark.anyio
 ALL_WEEK = (  # start == end: 24 hours, every day

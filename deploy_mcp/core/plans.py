@@ -46,6 +46,7 @@ __all__ = [
     "Recommendation",
     "build_plan",
     "check_version",
+    "choose_strategy",
 ]
 
 Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
@@ -171,18 +172,7 @@ def build_plan(
             f"version {version!r} is already the current version of {service} in {environment}; "
             "give a different version to deploy"
         )
-    release = svc.versions.get(version)
-    # Only what deploy.toml declares: linting the migrations here would make the plan depend on the disk, and a
-    # plan is a pure function of the configuration (preflight and the runner read the files).
-    breaking = bool(release and release.migrations_irreversible)
-    recommendation = recommend_strategy(config, service, environment, breaking_schema_change=breaking)
-    chosen_by: ChosenBy
-    if strategy is not None:
-        chosen, chosen_by = parse_strategy(strategy), "requested"
-    elif "strategy" in env.model_fields_set:
-        chosen, chosen_by = env.strategy, "configured"
-    else:
-        chosen, chosen_by = recommendation.strategy, "recommended"
+    chosen, chosen_by, recommendation = choose_strategy(config, service, environment, version, strategy)
     if chosen == StrategyName.FEATURE_FLAG and svc.flag is None:
         raise PlanError(
             f"strategy 'feature-flag' needs a flag for service {service!r}; add "
@@ -229,6 +219,25 @@ def build_plan(
         rollback=_rollback(ctx, chosen),
         capabilities=capabilities,
     )
+
+
+def choose_strategy(
+    config: DeployConfig, service: str, environment: str, version: str, strategy: StrategyName | str | None = None
+) -> tuple[StrategyName, ChosenBy, Recommendation]:
+    """The strategy a plan uses and why: the caller's if given, else the one written in the environment's section,
+    else the recommendation (returned too, so a deviation from it is visible). Preflight decides with this as well.
+    """
+    _, env = lookup(config, service, environment)
+    release = config.services[service].versions.get(version)
+    # Only what deploy.toml declares: linting the migrations here would make the plan depend on the disk, and a
+    # plan is a pure function of the configuration (preflight and the runner read the files).
+    breaking = bool(release and release.migrations_irreversible)
+    recommendation = recommend_strategy(config, service, environment, breaking_schema_change=breaking)
+    if strategy is not None:
+        return parse_strategy(strategy), "requested", recommendation
+    if "strategy" in env.model_fields_set:
+        return env.strategy, "configured", recommendation
+    return recommendation.strategy, "recommended", recommendation
 
 
 @dataclass(frozen=True)

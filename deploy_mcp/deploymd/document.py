@@ -98,9 +98,9 @@ def cli_commands() -> frozenset[str]:
     """The `deploy-mcp` subcommands that exist in this version, so the document never shows one that does not."""
     import argparse
 
-    from deploy_mcp.server.cli import _parser
+    from deploy_mcp.cli import build_parser
 
-    for action in _parser()._actions:
+    for action in build_parser()._actions:
         if isinstance(action, argparse._SubParsersAction):
             return frozenset(action.choices)
     return frozenset()

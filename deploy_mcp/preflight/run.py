@@ -55,7 +55,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deploy_mcp.app import NO_CONFIG_HINT, App
 from deploy_mcp.config.schema import DeployConfig, Mode, StrategyName
-from deploy_mcp.core.recommend import lookup, parse_strategy, recommend_strategy
+from deploy_mcp.core.plans import choose_strategy
+from deploy_mcp.core.recommend import lookup
 from deploy_mcp.errors import UserError
 from deploy_mcp.preflight import checks
 from deploy_mcp.preflight.checks import CheckResult, Facts
@@ -146,7 +147,7 @@ def run_preflight(
     now = now or datetime.now(UTC)
     if app.config_error or not app.project.configured:
         return _without_config(app, service, version, environment, now)
-    from deploy_mcp.tools.approvals import check_policy
+    from deploy_mcp.services.approvals import check_policy
 
     config = app.config
     svc, env = lookup(config, service, environment)
@@ -182,15 +183,9 @@ def run_preflight(
 def _strategy(
     config: DeployConfig, service: str, environment: str, version: str, strategy: StrategyName | str | None
 ) -> StrategyName:
-    """The strategy the plan will use, decided as build_plan decides: asked, configured, else recommended."""
-    if strategy is not None:
-        return parse_strategy(strategy)
-    _, env = lookup(config, service, environment)
-    if "strategy" in env.model_fields_set:
-        return env.strategy
-    release = config.services[service].versions.get(version)
-    breaking = bool(release and release.migrations_irreversible)
-    return recommend_strategy(config, service, environment, breaking_schema_change=breaking).strategy
+    """The strategy the plan will use, decided by the plan's own `choose_strategy`: asked, configured, else
+    recommended."""
+    return choose_strategy(config, service, environment, version, strategy)[0]
 
 
 def _run(name: str, check: Callable[[Facts], CheckResult], facts: Facts) -> CheckResult:

@@ -177,7 +177,7 @@ _APPROVAL_SHAPE = (
 
 def record_approval(project: Any, identity: Identity, request: dict[str, Any]) -> str:
     """Record the approval of ``request`` under ``identity`` (a releaser); the line to show the person."""
-    from deploy_mcp.tools.approvals import approve, describe_approval
+    from deploy_mcp.services.approvals import approve, describe_approval
 
     allowed = {"change_id", "service", "environment", "version", "expires_in"}
     unknown = sorted(set(request) - allowed)

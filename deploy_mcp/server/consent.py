@@ -40,12 +40,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
+from deploy_mcp.core.plans import Plan
 from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval
 from deploy_mcp.server.identities import Identity, Role, caller_from_context, is_identity_label
-from deploy_mcp.tools import subjects
-from deploy_mcp.tools.subjects import Subject
+from deploy_mcp.services import subjects
+from deploy_mcp.services.subjects import Subject
 
 __all__ = [
     "Confirmation",
@@ -107,6 +108,8 @@ class Consent(BaseModel):
     decision: PolicyDecision | None = None
     reverts: str | None = None
     restores: str | None = None
+    plan: Plan | None = None
+    """deploy: the plan the question described; the deploy starts only if it still does what this one says."""
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,7 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
         approval = subject.approval
         counted = counted_approval(approval, identity, _revoked(ctx))
         approved = {"approved_by": approval.approved_by, "change_id": approval.change_id} if approval else {}
-        approved |= {"reverts": subject.reverts, "restores": subject.restores}
+        approved |= {"reverts": subject.reverts, "restores": subject.restores, "plan": subject.plan}
         approved["caller"] = identity.label if identity else None
         if identity is not None and identity.role is Role.VIEWER:
             raise ToolError(_viewer(subject, identity))
@@ -249,6 +252,7 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
             change_id=approval.change_id if approval else None,
             reverts=subject.reverts,
             restores=subject.restores,
+            plan=subject.plan,
         )
 
     # Readable, stable keys: the SDK names an elicitation on the wire after its resolver.

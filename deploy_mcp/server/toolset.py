@@ -5,6 +5,12 @@ pydantic, about 25 ms a tool; eleven tools would double the server's start-up. S
 `tool_schemas.json`, the listing the eager build produces, and a tool is built for real the first time it is
 called. A test rebuilds the listing eagerly and fails when the file is stale; `python -m
 deploy_mcp.server.toolset` rewrites it.
+
+Two seams of the SDK are not public, and no public API does their job: `MCPServer._tool_input_schema`, which the
+SDK calls for a tool's input schema before the call reaches `call_tool` (overridden so a tool not built yet is
+built first), and the tool manager's `get_tool` (`_sdk_tool`), the registered tool whose schemas are shortened and
+whose output model the summary reads. pyproject pins the SDK to the minor version they were tested with, and
+tests/test_sdk_seams.py fails when either stops applying.
 """
 
 from __future__ import annotations
@@ -114,7 +120,7 @@ class DeployServer(MCPServer):
         """The listing's schemas without what pydantic repeats (server/schemas.py says what goes and why)."""
         from deploy_mcp.server.schemas import OUTPUT_DEPTH, collapse_nested, compact_input, compact_output
 
-        tool = self._tool_manager.get_tool(name)
+        tool = self._sdk_tool(name)
         assert tool is not None
         tool.parameters = compact_input(tool.parameters)
         metadata = tool.fn_metadata
@@ -158,7 +164,7 @@ class DeployServer(MCPServer):
         """The result with the text an agent reads made a summary; structuredContent keeps the whole record."""
         if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
             return result
-        tool = self._tool_manager.get_tool(name)
+        tool = self._sdk_tool(name)
         model = tool.fn_metadata.output_model if tool is not None else None
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return result
@@ -172,8 +178,13 @@ class DeployServer(MCPServer):
         return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        """SDK seam (private): the SDK asks here before a call (e.g. to check Mcp-Param-* headers); build first."""
         self._build(name)
         return super()._tool_input_schema(name)
+
+    def _sdk_tool(self, name: str) -> Any:
+        """SDK seam (private): the registered tool (its ``parameters`` and ``fn_metadata``), None if not built."""
+        return self._tool_manager.get_tool(name)
 
 
 def _cached_listing() -> dict[str, MCPTool]:

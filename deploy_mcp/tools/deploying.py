@@ -23,7 +23,7 @@ from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.errors import UserError
 from deploy_mcp.preflight import PreflightReport
 from deploy_mcp.server.consent import Consent, app_from_context, confirm_deploy
-from deploy_mcp.tools.launch import require_preflight, start_deployment
+from deploy_mcp.services.launch import require_preflight, start_deployment
 from deploy_mcp.tools.views import DeploymentView, view
 
 POLL_SECONDS = 0.25
@@ -65,6 +65,7 @@ async def deploy(
             deployed_by=deployed_by(consent),
             change_id=change_id or consent.change_id,
             on_progress=lambda _record, message: progress.put(message),
+            agreed=consent.plan,
         )
 
     record = await anyio.to_thread.run_sync(start)

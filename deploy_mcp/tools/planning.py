@@ -8,7 +8,8 @@ from pydantic import Field
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
-from deploy_mcp.core.plans import Plan, build_plan
+from deploy_mcp.core.plans import Plan
+from deploy_mcp.services.plans import plan_for
 
 
 def plan_deployment(
@@ -24,14 +25,4 @@ def plan_deployment(
     """The steps the strategy would take with this service's configuration, the gates it must pass, the checks
     that judge it, and the recommended strategy with its reason. Changes nothing.
     """
-    config = app.require_config()
-    current = app.serving_version(service, environment)
-    return build_plan(
-        config,
-        service,
-        version,
-        environment,
-        strategy,
-        current_version=current,
-        capabilities=app.platform(service).capabilities,
-    )
+    return plan_for(app, service, version, environment, strategy)

@@ -12,6 +12,8 @@ from pydantic import Field
 
 from deploy_mcp.app import App
 from deploy_mcp.server.consent import Consent, confirm_abort, confirm_pause, confirm_promote, confirm_resume
+from deploy_mcp.services.steering import Promoted
+from deploy_mcp.services.steering import promote as promote_deployment
 from deploy_mcp.tools.deploying import deployed_by, follow
 from deploy_mcp.tools.views import DeploymentView, view
 
@@ -33,10 +35,18 @@ def deployment_status(app: App, deployment_id: DeploymentId) -> DeploymentView:
 async def promote(
     app: App, deployment_id: DeploymentId, consent: Annotated[Consent, Resolve(confirm_promote)], ctx: Context
 ) -> DeploymentView:
-    """Go on past a paused step (a warn verdict or a human pause) or skip the running analysis. A release whose
-    last analysis was skipped succeeds without passing validation, so rollback will not pick it."""
-    record = await anyio.to_thread.run_sync(lambda: app.runner().promote(deployment_id, by=_by(consent)))
-    return view(app, await follow(app, record.id, WAIT, queue.SimpleQueue(), ctx))
+    """Go on past a paused step (a warn verdict or a human pause) or skip the running analysis; an interrupted
+    deployment is taken over and promoted once back at its step. A release whose last analysis was skipped
+    succeeds without passing validation, so rollback will not pick it."""
+    progress: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def run() -> Promoted:
+        return promote_deployment(app, deployment_id, by=_by(consent), on_progress=lambda _r, m: progress.put(m))
+
+    promoted = await anyio.to_thread.run_sync(run)
+    if promoted.not_promoted:
+        progress.put(f"not promoted: {promoted.not_promoted}")
+    return view(app, await follow(app, promoted.record.id, WAIT, progress, ctx))
 
 
 async def pause(

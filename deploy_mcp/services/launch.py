@@ -2,6 +2,7 @@
 
 The checklist first, then (after the caller has consent) the plan from what the platform serves now, handed to
 this process's Runner. Keeping it here, not beside the tool, lets the CLI start without loading the SDK.
+The plan comes from `services.plans.plan_for`, as the consent question's and plan_deployment's do.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from pathlib import Path
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
-from deploy_mcp.core.plans import build_plan
+from deploy_mcp.core.plans import Plan
 from deploy_mcp.core.records import DeploymentRecord, Enterprise
 from deploy_mcp.core.runner.api import Progress
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_PREFIX, Ledger
 from deploy_mcp.preflight import PreflightReport, run_preflight
-from deploy_mcp.tools.approvals import claim_for_deploy
+from deploy_mcp.services.approvals import claim_for_deploy
+from deploy_mcp.services.plans import describe_change, plan_for, same_plan
 
 __all__ = ["require_preflight", "start_deployment"]
 
@@ -35,6 +37,7 @@ def start_deployment(
     deployed_by: str,
     change_id: str | None = None,
     on_progress: Progress | None = None,
+    agreed: Plan | None = None,
 ) -> DeploymentRecord:
     """Plan from what the platform serves now and hand the plan to this process's Runner; returns the new record.
 
@@ -48,19 +51,17 @@ def start_deployment(
     The record's enterprise block names who approved. Neither the hand-over nor the give-back changes the outcome:
     once the rollout runs, a busy ledger must not make the caller believe it failed; when the start failed, the
     caller must see why, not the ledger's trouble. A claim left behind lapses (`PROVISIONAL_CLAIM_LEASE`).
+
+    ``agreed`` is the plan the consent question described (`Subject.plan`): the plan is built again here, from
+    what the platform serves at this moment, and the deploy is refused if it no longer does what was agreed.
     """
-    config = app.require_config()
     runner = app.runner()
-    current = app.serving_version(service, environment)
-    plan = build_plan(
-        config,
-        service,
-        version,
-        environment,
-        strategy,
-        current_version=current,
-        capabilities=app.platform(service).capabilities,
-    )
+    plan = plan_for(app, service, version, environment, strategy)
+    if agreed is not None and not same_plan(agreed, plan):
+        raise UserError(
+            f"Not started: the plan changed since it was agreed ({describe_change(agreed, plan)}); nothing was "
+            "changed: ask again, so that the question describes what would run now"
+        )
     commits = release_commits(app.project.root, plan.version)
     claimant = f"{PROVISIONAL_CLAIM_PREFIX}{uuid.uuid4().hex}"
     approval = claim_for_deploy(app, service, plan.version, environment, change_id, claimant)

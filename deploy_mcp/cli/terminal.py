@@ -1,7 +1,7 @@
 """The terminal face of the changing commands: a person's consent, a deployment watched live, and its record.
 
 The CLI decides exactly as the MCP server does: the same `Subject` (plan, policy decision, approval found) from
-server.consent, and the same Runner. Only the way a person says yes differs. An agent's client shows a form;
+services.subjects, and the same Runner. Only the way a person says yes differs. An agent's client shows a form;
 here nothing can: a terminal cannot tell a person from a program running as the same user (see `consent`), so a
 production change that needs confirmation is refused with the ways a person can give it.
 
@@ -29,7 +29,7 @@ from deploy_mcp.core.records import DeploymentRecord, Event, Status, Step, Verdi
 from deploy_mcp.core.target import MetricSnapshot, TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.server.render import STATUS_STYLE
-from deploy_mcp.tools.subjects import Subject
+from deploy_mcp.services.subjects import Subject
 
 if TYPE_CHECKING:  # validation and views load more than status needs
     from deploy_mcp.tools.validation import ValidationReport

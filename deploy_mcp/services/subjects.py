@@ -1,6 +1,6 @@
 """What a changing call would do, worked out before anyone is asked to say yes to it.
 
-The MCP server's consent resolvers (server/consent.py) and the CLI's terminal prompt (server/terminal.py) both
+The MCP server's consent resolvers (server/consent.py) and the CLI's terminal prompt (cli/terminal.py) both
 ask about the same `Subject`: the plan, the policy decision at this moment and the approval found in the ledger.
 It lives here, free of the MCP SDK, so the CLI's changing commands start without loading the SDK.
 A refusal is a `UserError` (or the ledger's `LedgerError`): each face turns it into its own kind of message.
@@ -12,14 +12,15 @@ from pydantic import BaseModel, ConfigDict
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
-from deploy_mcp.core.plans import Plan, build_plan
+from deploy_mcp.core.plans import Plan
 from deploy_mcp.core.policy import Action, PolicyDecision
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.core.units import human_duration
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import Approval, Ledger
 from deploy_mcp.ledger.ids import parse_id
-from deploy_mcp.tools.approvals import check_policy, why_no_approval
+from deploy_mcp.services.approvals import check_policy, why_no_approval
+from deploy_mcp.services.plans import plan_for
 
 __all__ = ["Subject", "deploy_subject", "deployment_subject", "rollback_subject"]
 
@@ -44,6 +45,7 @@ class Subject(BaseModel):
     approval: Approval | None = None
     reverts: str | None = None  # rollback: the deployment it reverts (or aborts), as asked
     restores: str | None = None  # rollback: the version that serves afterwards, as asked (None: an abort)
+    plan: Plan | None = None  # deploy: the plan the question describes, which is the plan that runs
     retry: str
 
     @property
@@ -59,18 +61,9 @@ def deploy_subject(
     strategy: StrategyName | str | None,
     change_id: str | None,
 ) -> Subject:
-    config = app.require_config()
+    app.require_config()
     ledger = app.existing_ledger()
-    current = current_version(app, service, environment)
-    plan = build_plan(
-        config,
-        service,
-        version,
-        environment,
-        strategy,
-        current_version=current,
-        capabilities=app.platform(service).capabilities,
-    )
+    plan = plan_for(app, service, version, environment, strategy)
     decision = check_policy(
         app,
         action="deploy",
@@ -86,7 +79,7 @@ def deploy_subject(
     if problem and (parse_id(change_id or "") or decision.needs_confirmation):
         # The deploy would be refused when it starts (see claim_for_deploy): say why before anyone is asked.
         raise UserError(f"Not started: {problem}")
-    headline, details = describe_plan(plan)
+    headline, details = describe_plan(plan, last_deployed(app, plan))
     if approval is not None:
         details += f" Change {approval.change_id}, approved by {approval.approved_by}."
     return Subject(
@@ -98,18 +91,18 @@ def deploy_subject(
         decision=decision,
         approval_key=change_id,
         approval=approval,
+        plan=plan,
         retry=f'call deploy again with change_id="{change_id or "CHANGE-ID"}"',
     )
 
 
-def current_version(app: App, service: str, environment: str) -> str | None:
-    """What the platform serves; the ledger's last good version when the platform reports nothing (a local
-    platform whose processes are gone), so the question still says what the user is replacing."""
-    serving = app.serving_version(service, environment)
-    if serving:
-        return serving
+def last_deployed(app: App, plan: Plan) -> str | None:
+    """The ledger's last good version where the platform serves nothing (a local platform whose processes are
+    gone), so the question still says what the user is replacing; None where something serves."""
+    if plan.current_version is not None:
+        return None
     ledger = app.existing_ledger()
-    good = ledger.last_good(service, environment) if ledger else None
+    good = ledger.last_good(plan.service, plan.environment) if ledger else None
     return good.version if good else None
 
 
@@ -230,13 +223,20 @@ def deployment_subject(app: App, action: Action, deployment_id: str) -> Subject:
     )
 
 
-def describe_plan(plan: Plan) -> tuple[str, str]:
-    """The question's headline (what, where, how) and the facts that matter before saying yes."""
+def describe_plan(plan: Plan, last_deployed: str | None = None) -> tuple[str, str]:
+    """The question's headline (what, where, how) and the facts that matter before saying yes, all from the plan
+    that runs. ``last_deployed``: what the ledger last shipped there when nothing serves now."""
     new, old = plan.version, plan.current_version
-    now = f" (now {old})" if old else " (first deployment there)"
+    if old:
+        now = f" (now {old})"
+    elif last_deployed:
+        now = f" (nothing serves there now; {last_deployed} was deployed last)"
+    else:
+        now = " (first deployment there)"
     ramp = " -> ".join(f"{share}%" for share in traffic_ramp(plan))
     if old is None and plan.strategy in (StrategyName.CANARY, StrategyName.BLUE_GREEN):
-        how = f"with {plan.strategy.value}: nothing runs there yet, so {new} starts at full size and takes all traffic"
+        yet = "" if last_deployed else "nothing runs there yet, so "
+        how = f"with {plan.strategy.value}: {yet}{new} starts at full size and takes all traffic"
     else:
         how = {
             StrategyName.CANARY: f"with a canary: {ramp} of traffic",
