@@ -447,7 +447,7 @@ class Cluster:
         weights: dict[str, float] = {}
         if route is None:
             for obj, pod in self._ready_pods(namespace, service.get("spec", {}).get("selector") or {}):
-                version = obj["metadata"].get("labels", {}).get(VERSION_LABEL, "default")
+                version = pod.instance.version
                 members[obj["metadata"]["name"]] = (version, pod.instance.port or 0)
                 weights[version] = weights.get(version, 0) + 1
         else:
@@ -459,7 +459,7 @@ class Cluster:
                     continue
                 pods = self._ready_pods(namespace, backend.get("spec", {}).get("selector") or {})
                 for obj, pod in pods:
-                    version = obj["metadata"].get("labels", {}).get(VERSION_LABEL, ref.get("name", "default"))
+                    version = pod.instance.version
                     members[obj["metadata"]["name"]] = (version, pod.instance.port or 0)
                     weights[version] = weights.get(version, 0) + weight / len(pods)
                 if not pods and weight > 0:

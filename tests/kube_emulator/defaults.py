@@ -92,9 +92,10 @@ def service(obj: Obj, old: Obj | None) -> None:
 
 
 def strip_nulls(node: Any) -> Any:
-    """Typed decoding drops null fields (``creationTimestamp: null`` in a template kubectl sends back)."""
+    """Typed decoding drops null fields (``creationTimestamp: null`` in a template kubectl sends back) and
+    ``omitempty`` drops empty lists, so ``env: []`` and no env are the same template, as on a real server."""
     if isinstance(node, dict):
-        for key in [k for k, v in node.items() if v is None]:
+        for key in [k for k, v in node.items() if v is None or v == []]:
             del node[key]
         for value in node.values():
             strip_nulls(value)
