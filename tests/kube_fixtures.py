@@ -76,3 +76,75 @@ def kubectl(
     if check and result.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr or result.stdout}")
     return result
+
+
+def kubeconfig(cluster: Cluster, folder: Path, token: str = "test-token") -> Path:
+    """A kubeconfig for the emulator with a bearer token, as a real cluster's would carry one."""
+    path = folder / "kubeconfig"
+    path.write_text(
+        f"""apiVersion: v1
+kind: Config
+clusters:
+- name: emulator
+  cluster:
+    server: {cluster.url}
+users:
+- name: deployer
+  user:
+    token: {token}
+contexts:
+- name: emulator
+  context:
+    cluster: emulator
+    user: deployer
+current-context: emulator
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def kube_project_config(cluster: Cluster, folder: Path, *, router: str = "service", extra: str = "") -> str:
+    config = kubeconfig(cluster, folder)
+    return f"""\
+[targets.kubernetes]
+kubeconfig = "{config}"
+namespace = "default"
+allowed_namespaces = ["default", "shop"]
+router = "{router}"
+
+[services.hello]
+target = "kubernetes"
+image = "registry.example/hello:{{version}}"
+replicas = 2
+health = "/health"
+smoke = ["/health", "/", "!/nonexistent"]
+
+[services.hello.versions."3.0.0"]
+env = {{ ERROR_RATE = "0.3" }}
+
+[services.hello.versions."4.0.0"]
+env = {{ CRASH_ON_START = "1" }}
+
+[services.hello.versions."5.0.0"]
+env = {{ LATENCY_MS = "2500" }}
+
+[services.hello.environments.staging]
+strategy = "rolling"
+
+[services.hello.environments.production]
+strategy = "canary"
+steps = [25, 50, 100]
+
+[services.hello.environments.forbidden]
+namespace = "kube-system"
+{extra}"""
+
+
+def kube_project(cluster: Cluster, folder: Path, *, router: str = "service", extra: str = "") -> Any:
+    from deploy_mcp.config.loader import load_project
+
+    (folder / "deploy.toml").write_text(
+        kube_project_config(cluster, folder, router=router, extra=extra), encoding="utf-8"
+    )
+    return load_project(folder / "deploy.toml")

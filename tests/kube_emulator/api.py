@@ -246,8 +246,8 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
-        if kind.kind == "Service" and sub == "proxy":
-            self._proxy(method, namespace or "default", name or "", "/" + "/".join(rest[3:]), url)
+        if kind.kind in ("Service", "Pod") and sub == "proxy":
+            self._proxy(method, kind.kind, namespace or "default", name or "", "/" + "/".join(rest[3:]), url)
             return
         if kind.namespaced and namespace is not None and kind.kind != "Namespace":
             store = self.server.cluster.store
@@ -446,11 +446,16 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- services proxy ------------------------------------------------------------------------------------------
 
-    def _proxy(self, method: str, namespace: str, name: str, path: str, url: Any) -> None:
-        service_name = name.split(":", 1)[0]
-        port = self.server.cluster.service_port(namespace, service_name)
+    def _proxy(self, method: str, kind: str, namespace: str, name: str, path: str, url: Any) -> None:
+        """services/NAME[:PORT]/proxy reaches the Service's router; pods/NAME[:PORT]/proxy the pod's process."""
+        bare = name.split(":", 1)[0]
+        cluster = self.server.cluster
+        port = cluster.service_port(namespace, bare) if kind == "Service" else cluster.pod_port(namespace, bare)
         if port is None:
-            raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{service_name}"')
+            what = (
+                f'no endpoints available for service "{bare}"' if kind == "Service" else f'pod "{bare}" is not running'
+            )
+            raise ApiError(503, "ServiceUnavailable", what)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         target = path + (f"?{url.query}" if url.query else "")

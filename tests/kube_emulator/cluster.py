@@ -201,6 +201,10 @@ class Cluster:
         service_router = self.routers.get((namespace, name))
         return service_router.port if service_router else None
 
+    def pod_port(self, namespace: str, name: str) -> int | None:
+        pod = self.pods.get((namespace, name))
+        return pod.instance.port if pod is not None and pod.instance.pid is not None else None
+
     def pod_log(self, namespace: str, name: str) -> str:
         pod = self.pods.get((namespace, name))
         if pod is None:

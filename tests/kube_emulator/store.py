@@ -44,7 +44,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("", "v1", "Namespace", "namespaces", namespaced=False, short_names=("ns",)),
-    Kind("", "v1", "Pod", "pods", short_names=("po",), subresources=("status", "log")),
+    Kind("", "v1", "Pod", "pods", short_names=("po",), subresources=("status", "log", "proxy")),
     Kind("", "v1", "Service", "services", short_names=("svc",), subresources=("status", "proxy")),
     Kind("", "v1", "Endpoints", "endpoints", short_names=("ep",)),
     Kind("", "v1", "ConfigMap", "configmaps", short_names=("cm",)),

@@ -1,0 +1,427 @@
+"""What runs: Deployments, one per version (canary, blue-green) or one rolled natively (rolling, recreate).
+
+Both layouts are read the same way: pods carry the version label, so ``state`` groups them by version whichever
+Deployment made them, and a canary after a native rolling release (or the reverse) just works. Waiting uses
+kubectl's rollout-status semantics; a pod in CrashLoopBackOff that has restarted three times is a crash loop,
+reported with its exit code and last output, without waiting for the progress deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from deploy_mcp.core.target import (
+    START_ALLOWANCE_SECONDS,
+    ErrorCode,
+    InstancePhase,
+    InstanceState,
+    Release,
+    TargetError,
+    TargetState,
+    VersionState,
+)
+from deploy_mcp.targets.kubernetes import manifests, names
+from deploy_mcp.targets.kubernetes.api import Kube
+from deploy_mcp.targets.kubernetes.rollout import Progress, rollout_status, undo_patch
+
+if TYPE_CHECKING:
+    from deploy_mcp.config.loader import Project
+    from deploy_mcp.targets.kubernetes.routing import Routing
+
+Obj = dict[str, Any]
+POLL_SECONDS = 0.1
+CRASH_LOOP_RESTARTS = 3
+
+
+class NativeStrategy:
+    ROLLING = "rolling"
+    RECREATE = "recreate"
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _pod_version(pod: Obj) -> str:
+    meta = pod["metadata"]
+    return (meta.get("annotations") or {}).get(names.VERSION_ANNOTATION) or (meta.get("labels") or {}).get(
+        names.VERSION, "?"
+    )
+
+
+def _pod_state(pod: Obj) -> InstanceState:
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    container = containers[0] if containers else {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    waiting = (container.get("state") or {}).get("waiting") or {}
+    terminated = (container.get("lastState") or {}).get("terminated") or {}
+    if pod["metadata"].get("deletionTimestamp"):
+        phase = InstancePhase.DRAINING
+    elif ready:
+        phase = InstancePhase.READY
+    elif waiting.get("reason") in ("CrashLoopBackOff", "RunContainerError", "ErrImagePull", "ImagePullBackOff"):
+        phase = InstancePhase.CRASHED
+    elif container.get("started") or (container.get("state") or {}).get("running"):
+        phase = InstancePhase.UNREADY if container.get("restartCount") else InstancePhase.STARTING
+    else:
+        phase = InstancePhase.STARTING
+    problem = None
+    if waiting.get("reason") and waiting.get("reason") != "ContainerCreating":
+        problem = f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
+        if terminated:
+            problem += f"; last exit code {terminated.get('exitCode')}"
+            if terminated.get("message"):
+                problem += f", last output: {terminated['message']}"
+    return InstanceState(
+        id=pod["metadata"]["name"],
+        version=_pod_version(pod),
+        phase=phase,
+        restarts=int(container.get("restartCount") or 0),
+        started_at=_parse_time(status.get("startTime")),
+        last_exit_code=terminated.get("exitCode"),
+        last_error=problem,
+    )
+
+
+def _crash_looping(instance: InstanceState) -> bool:
+    return instance.phase is InstancePhase.CRASHED and instance.restarts >= CRASH_LOOP_RESTARTS
+
+
+class KubernetesWorkload:
+    """The Workload of the platform contract, plus ``rollout`` and ``undo`` for the Deployment's own strategies."""
+
+    kind = "kubernetes"
+
+    def __init__(self, project: Project, kube: Kube) -> None:
+        self.project = project
+        self.kube = kube
+        self.routing: Routing | None = None  # set by create_platform: state() reports the router's weights
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+
+    def _namespace(self, service: str, environment: str) -> str:
+        return self.kube.connection.namespace(service, environment)
+
+    def _service_config(self, service: str) -> Any:
+        config = self.project.config.services.get(service)
+        if config is None:
+            raise TargetError(f"service: {service!r} is not in deploy.toml", ErrorCode.UNKNOWN_SERVICE)
+        return config
+
+    def _environment_config(self, service: str, environment: str) -> Any:
+        from deploy_mcp.config.schema import Environment
+
+        return self._service_config(service).environments.get(environment) or Environment()
+
+    def _deployments(self, namespace: str, service: str, environment: str) -> list[Obj]:
+        return self.kube.deployments(namespace, names.selector(names.owner_labels(service, environment)))
+
+    def _version_deployment(self, namespace: str, service: str, environment: str, version: str) -> Obj | None:
+        """The Deployment that runs ``version`` now: its own, or the native one whose template is that version."""
+        own = self.kube.deployment(namespace, names.version_name(service, environment, version))
+        if own is not None:
+            return own
+        native = self.kube.deployment(namespace, names.base_name(service, environment))
+        if native is not None and self._template_version(native) == version:
+            return native
+        return None
+
+    @staticmethod
+    def _template_version(deployment: Obj) -> str | None:
+        template_meta = deployment["spec"]["template"].get("metadata") or {}
+        return (template_meta.get("annotations") or {}).get(names.VERSION_ANNOTATION)
+
+    @staticmethod
+    def _is_native(deployment: Obj) -> bool:
+        return (deployment["metadata"].get("annotations") or {}).get(names.NATIVE_ANNOTATION) == "true"
+
+    # -- state ---------------------------------------------------------------------------------------------------
+
+    def state(self, service: str, environment: str) -> TargetState:
+        namespace = self._namespace(service, environment)
+        deployments = self._deployments(namespace, service, environment)
+        owner = names.selector(names.owner_labels(service, environment))
+        pods = self.kube.pods(namespace, owner)
+        versions: dict[str, VersionState] = {}
+        problems: list[str] = []
+        for deployment in deployments:
+            status = deployment.get("status") or {}
+            for condition in status.get("conditions") or []:
+                if condition.get("reason") == "ProgressDeadlineExceeded":
+                    problems.append(f"deployment {deployment['metadata']['name']}: {condition.get('message')}")
+            if self._is_native(deployment):
+                uid = deployment["metadata"]["uid"]
+                for replicaset in self.kube.replicasets(namespace, owner):
+                    if not any(r.get("uid") == uid for r in replicaset["metadata"].get("ownerReferences") or []):
+                        continue
+                    wanted = replicaset["spec"].get("replicas", 0)
+                    running = (replicaset.get("status") or {}).get("replicas", 0)
+                    if wanted == 0 and running == 0:
+                        continue
+                    version = self._template_version(replicaset) or "?"
+                    entry = versions.setdefault(version, VersionState(version=version, replicas=0))
+                    entry.replicas += wanted
+                    entry.ready += (replicaset.get("status") or {}).get("readyReplicas", 0)
+            else:
+                version = (deployment["metadata"].get("annotations") or {}).get(names.VERSION_ANNOTATION, "?")
+                entry = versions.setdefault(version, VersionState(version=version, replicas=0))
+                entry.replicas += deployment["spec"].get("replicas", 0)
+                entry.ready += status.get("readyReplicas", 0)
+        for pod in pods:
+            instance = _pod_state(pod)
+            entry = versions.setdefault(instance.version, VersionState(version=instance.version, replicas=0))
+            entry.instances.append(instance)
+            entry.restarts += instance.restarts
+            if _crash_looping(instance):
+                entry.crash_loop = True
+            if instance.last_error and not entry.problem:
+                entry.problem = instance.last_error
+        weights: dict[str, int] = {}
+        if self.routing is not None and versions:
+            try:
+                weights = self.routing.read_weights(namespace, service, environment, versions)
+            except TargetError as exc:
+                problems.append(str(exc))
+        for version, entry in versions.items():
+            entry.weight = weights.get(version, 0)
+            entry.endpoint = None
+        return TargetState(
+            service=service,
+            environment=environment,
+            kind=self.kind,
+            running=bool(deployments),
+            endpoint=f"{self.kube.connection.host}/api/v1/namespaces/{namespace}/services/"
+            f"{names.base_name(service, environment)}:http/proxy"
+            if deployments
+            else None,
+            problem="; ".join(problems) or None,
+            versions=sorted(versions.values(), key=lambda v: v.version),
+        )
+
+    # -- per-version Deployments ---------------------------------------------------------------------------------
+
+    def start_version(
+        self, service: str, environment: str, release: Release, replicas: int, *, timeout: float | None = None
+    ) -> None:
+        namespace = self._namespace(service, environment)
+        name = names.version_name(service, environment, release.version)
+        if self._version_deployment(namespace, service, environment, release.version) is not None:
+            raise TargetError(
+                f"{service}/{environment}: version {release.version} already runs (deployment {namespace}/{name}); "
+                "scale it instead",
+                ErrorCode.ALREADY_RUNNING,
+            )
+        config = self._service_config(service)
+        env_config = self._environment_config(service, environment)
+        labels = names.version_labels(service, environment, release.version, _deployment_id(release))
+        body = manifests.deployment_body(
+            root=self.project.root,
+            service_name=service,
+            service=config,
+            environment_name=environment,
+            settings=self.kube.connection.settings,
+            release=release,
+            replicas=replicas,
+            name=name,
+            selector={k: v for k, v in labels.items() if k != names.DEPLOYMENT_ID},
+            strategy=manifests.rolling_strategy(env_config),
+            deployment_id=_deployment_id(release),
+        )
+        if self.routing is not None:
+            self.routing.prepare(namespace, service, environment, release.version)
+        self.kube.create_deployment(namespace, body)
+        try:
+            self._wait(namespace, name, service, environment, release.version, replicas, timeout)
+        except TargetError:
+            self.kube.delete_deployment(namespace, name)
+            if self.routing is not None:
+                self.routing.forget(namespace, service, environment, release.version)
+            raise
+        if self.routing is not None:
+            self.routing.started(namespace, service, environment, release.version)
+
+    def scale(
+        self, service: str, environment: str, version: str, replicas: int, *, timeout: float | None = None
+    ) -> None:
+        namespace = self._namespace(service, environment)
+        deployment = self._version_deployment(namespace, service, environment, version)
+        if deployment is None:
+            raise TargetError(f"{service}/{environment} does not run version {version}", ErrorCode.NOT_RUNNING)
+        name = deployment["metadata"]["name"]
+        self.kube.scale_deployment(namespace, name, replicas)
+        self._wait(namespace, name, service, environment, version, replicas, timeout)
+
+    def stop_version(self, service: str, environment: str, version: str, *, drain_timeout: float = 10.0) -> None:
+        namespace = self._namespace(service, environment)
+        deployment = self._version_deployment(namespace, service, environment, version)
+        if deployment is None:
+            return
+        if self.routing is not None:
+            self.routing.before_stop(namespace, service, environment, version)
+        self.kube.delete_deployment(namespace, deployment["metadata"]["name"])
+        if self.routing is not None:
+            self.routing.forget(namespace, service, environment, version)
+        owner = names.selector({**names.owner_labels(service, environment), names.VERSION: names.label_value(version)})
+        deadline = time.monotonic() + drain_timeout + 30
+        while self.kube.pods(namespace, owner) and time.monotonic() < deadline:  # pods drain and terminate
+            time.sleep(POLL_SECONDS * 2)
+
+    # -- the Deployment's own strategies -------------------------------------------------------------------------
+
+    def rollout(
+        self,
+        service: str,
+        environment: str,
+        release: Release,
+        replicas: int,
+        *,
+        strategy: str = NativeStrategy.ROLLING,
+        timeout: float | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> int:
+        """One Deployment, its template set to this release; Kubernetes rolls (or recreates) the pods. Returns the
+        revision. Waits with kubectl's rollout-status semantics; a crash loop or the deadline raises, and the
+        caller decides whether to ``undo``."""
+        namespace = self._namespace(service, environment)
+        config = self._service_config(service)
+        env_config = self._environment_config(service, environment)
+        name = names.base_name(service, environment)
+        spec_strategy = (
+            {"type": "Recreate"} if strategy == NativeStrategy.RECREATE else manifests.rolling_strategy(env_config)
+        )
+        body = manifests.deployment_body(
+            root=self.project.root,
+            service_name=service,
+            service=config,
+            environment_name=environment,
+            settings=self.kube.connection.settings,
+            release=release,
+            replicas=replicas,
+            name=name,
+            selector=names.owner_labels(service, environment),
+            strategy=spec_strategy,
+            deployment_id=_deployment_id(release),
+        )
+        body["metadata"]["annotations"][names.NATIVE_ANNOTATION] = "true"
+        body["metadata"]["labels"].pop(names.VERSION, None)  # the Deployment spans versions; its pods carry one
+        if self.routing is not None:
+            self.routing.native(namespace, service, environment)
+        existing = self.kube.deployment(namespace, name)
+        if existing is None:
+            created = self.kube.create_deployment(namespace, body)
+            generation = created["metadata"].get("generation", 1)
+        else:
+            annotations = {**(existing["metadata"].get("annotations") or {}), **body["metadata"]["annotations"]}
+            patch = [
+                {"op": "replace", "path": "/spec/template", "value": body["spec"]["template"]},
+                {"op": "replace", "path": "/spec/strategy", "value": spec_strategy},
+                {"op": "replace", "path": "/spec/replicas", "value": replicas},
+                {"op": "replace", "path": "/metadata/annotations", "value": annotations},
+                {"op": "replace", "path": "/metadata/labels", "value": body["metadata"]["labels"]},
+            ]
+            generation = self.kube.json_patch_deployment(namespace, name, patch)["metadata"].get("generation", 1)
+        self._wait(namespace, name, service, environment, release.version, replicas, timeout, progress, generation)
+        # versions still running in their own Deployments (an earlier canary) hand over to the native one
+        for deployment in self._deployments(namespace, service, environment):
+            if deployment["metadata"]["name"] != name:
+                self.kube.delete_deployment(namespace, deployment["metadata"]["name"])
+        latest = self.kube.deployment(namespace, name) or {}
+        return int((latest.get("metadata", {}).get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
+
+    def undo(
+        self,
+        service: str,
+        environment: str,
+        *,
+        to_revision: int = 0,
+        timeout: float | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> str | None:
+        """``kubectl rollout undo`` for the natively rolled Deployment; returns the version now running."""
+        namespace = self._namespace(service, environment)
+        name = names.base_name(service, environment)
+        deployment = self.kube.deployment(namespace, name)
+        if deployment is None:
+            raise TargetError(
+                f"{service}/{environment} has no natively rolled deployment to undo", ErrorCode.NOT_RUNNING
+            )
+        replicasets = self.kube.replicasets(namespace, names.selector(names.owner_labels(service, environment)))
+        patch, _ = undo_patch(deployment, replicasets, to_revision)
+        if patch is not None:
+            deployment = self.kube.json_patch_deployment(namespace, name, patch)
+        version = self._template_version(deployment) or "?"
+        self._wait(namespace, name, service, environment, version, deployment["spec"].get("replicas", 1), timeout,
+                   progress, deployment["metadata"].get("generation", 1))  # fmt: skip
+        return version
+
+    # -- waiting -------------------------------------------------------------------------------------------------
+
+    def _wait(
+        self,
+        namespace: str,
+        name: str,
+        service: str,
+        environment: str,
+        version: str,
+        replicas: int,
+        timeout: float | None,
+        progress: Callable[[str], None] | None = None,
+        generation: int = 0,
+    ) -> None:
+        deadline = time.monotonic() + (timeout or START_ALLOWANCE_SECONDS)
+        pods_selector = names.selector(
+            {**names.owner_labels(service, environment), names.VERSION: names.label_value(version)}
+        )
+        last = ""
+        while True:
+            deployment = self.kube.deployment(namespace, name)
+            if deployment is None:
+                raise TargetError(
+                    f"deployment {namespace}/{name} disappeared while waiting for it", ErrorCode.NOT_RUNNING
+                )
+            status = rollout_status(deployment)
+            observed = (deployment.get("status") or {}).get("observedGeneration", 0)
+            if status.message != last and progress is not None:
+                progress(status.message)
+            last = status.message
+            if status.progress is Progress.DONE and observed >= generation:
+                return
+            instances = [_pod_state(p) for p in self.kube.pods(namespace, pods_selector)]
+            looping = [i for i in instances if _crash_looping(i)]
+            if looping:
+                worst = max(looping, key=lambda i: i.restarts)
+                raise TargetError(
+                    f"{version} is in a crash loop: pod {worst.id} restarted {worst.restarts} times "
+                    f"(CrashLoopBackOff); {worst.last_error or 'it exits'}",
+                    ErrorCode.CRASH_LOOP,
+                )
+            if status.progress is Progress.FAILED:
+                detail = next((i.last_error for i in instances if i.last_error), None)
+                raise TargetError(
+                    f"{status.message}" + (f": {detail}" if detail else ""),
+                    ErrorCode.HEALTH_TIMEOUT,
+                )
+            if time.monotonic() >= deadline:
+                ready = sum(1 for i in instances if i.ready)
+                detail = next((i.last_error for i in instances if i.last_error), None)
+                raise TargetError(
+                    f"only {ready} of {replicas} pod(s) of {version} became ready within "
+                    f"{timeout or START_ALLOWANCE_SECONDS:g} s ({status.message})" + (f": {detail}" if detail else ""),
+                    ErrorCode.HEALTH_TIMEOUT,
+                )
+            time.sleep(POLL_SECONDS)
+
+
+def _deployment_id(release: Release) -> str | None:
+    """The deployment id, when the caller's Release carries one (a field of the platform contract)."""
+    value = getattr(release, "deployment_id", None)
+    return str(value) if value else None
