@@ -59,8 +59,11 @@ def test_service_router_first_version_takes_all_then_splits_by_replicas_and_pins
     assert router.verify_weights("hello", "production") == {"1.0.0": 100, "2.0.0": 0}
     assert versions_served(kube_cluster, "hello-production") == {"1.0.0": 60}, "a new version takes no traffic"
 
-    router.set_weights("hello", "production", {"1.0.0": 50, "2.0.0": 50})
+    with pytest.raises(TargetError) as inexact:
+        router.set_weights("hello", "production", {"1.0.0": 50, "2.0.0": 50})
+    assert inexact.value.code is ErrorCode.INVALID_WEIGHTS and "1.0.0=67%, 2.0.0=33%" in str(inexact.value)
     # no router: the Service selects both versions and traffic follows pods, 2 to 1
+    router.set_weights("hello", "production", {"1.0.0": 67, "2.0.0": 33})
     assert router.verify_weights("hello", "production") == {"1.0.0": 67, "2.0.0": 33}
     kube_cluster.wait(lambda: len(versions_served(kube_cluster, "hello-production", 30)) == 2, 10, "both serving")
 
@@ -141,7 +144,11 @@ def test_native_rolling_release_and_undo_agree_with_kubectl(kube_cluster: Cluste
     assert result.failures == 0 and result.versions["2.0.0"] > 0, result.summary()
     history = kubectl(kube_cluster, "rollout", "history", "deployment/hello-staging").stdout
     assert "deploy-mcp: hello 1.0.0" in history and "deploy-mcp: hello 2.0.0" in history
-    assert [(v.version, v.ready) for v in workload.state("hello", "staging").versions] == [("2.0.0", 2)]
+    kube_cluster.wait(
+        lambda: [(v.version, v.ready) for v in workload.state("hello", "staging").versions] == [("2.0.0", 2)],
+        20,
+        "only 2.0.0 once the old pods drained",
+    )
 
     assert workload.undo("hello", "staging", timeout=60) == "1.0.0"
     kubectl(kube_cluster, "rollout", "status", "deployment/hello-staging", "--timeout=30s")
@@ -150,11 +157,17 @@ def test_native_rolling_release_and_undo_agree_with_kubectl(kube_cluster: Cluste
     assert len(sets) == 2 and len(live) == 1, "undo reuses the first ReplicaSet, as kubectl rollout undo does"
     assert live[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
     assert live[0]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/hello:1.0.0"
-    assert [(v.version, v.ready) for v in workload.state("hello", "staging").versions] == [("1.0.0", 2)]
+    kube_cluster.wait(
+        lambda: [(v.version, v.ready) for v in workload.state("hello", "staging").versions] == [("1.0.0", 2)],
+        20,
+        "only 1.0.0 once the 2.0.0 pods drained",
+    )
     # and kubectl can undo what deploy-mcp rolled: the two speak the same revisions
     kubectl(kube_cluster, "rollout", "undo", "deployment/hello-staging")
     kubectl(kube_cluster, "rollout", "status", "deployment/hello-staging", "--timeout=30s")
-    assert [v.version for v in workload.state("hello", "staging").versions] == ["2.0.0"]
+    kube_cluster.wait(  # kubectl is done once the old pods are Terminating; they drain, then go
+        lambda: [v.version for v in workload.state("hello", "staging").versions] == ["2.0.0"], 20, "1.0.0 gone"
+    )
 
 
 def test_a_crash_on_start_is_a_crash_loop_with_the_exit_code_and_leaves_nothing(
@@ -180,7 +193,7 @@ def test_a_crash_on_start_is_a_crash_loop_with_the_exit_code_and_leaves_nothing(
     assert state.version("1.0.0").ready == 2, "maxUnavailable 0: the old pods kept serving"  # type: ignore[union-attr]
     assert state.version("4.0.0").crash_loop  # type: ignore[union-attr]
     assert workload.undo("hello", "staging", timeout=60) == "1.0.0"
-    assert [v.version for v in workload.state("hello", "staging").versions] == ["1.0.0"]
+    kube_cluster.wait(lambda: [v.version for v in workload.state("hello", "staging").versions] == ["1.0.0"], 20)
 
 
 def test_a_namespace_outside_allowed_namespaces_is_refused_with_nothing_created(

@@ -77,7 +77,31 @@ class Routing:
         elif len(serving) == 1:
             self._select(namespace, service, environment, serving[0])
         else:
+            self._check_ratio(service, environment, split, ready)
             self._select(namespace, service, environment, None)
+
+    @staticmethod
+    def _check_ratio(service: str, environment: str, split: dict[str, int], ready: dict[str, int]) -> None:
+        """Without a router a mixed split is the Service selecting every version: the ready-pod ratio, nothing
+        else, and only when every version with pods takes part."""
+        idle = [v for v, w in split.items() if w == 0 and ready.get(v, 0) > 0]
+        possible = proportional({v: n for v, n in ready.items() if n > 0})
+        asked = ", ".join(f"{v}={w}%" for v, w in split.items() if w > 0)
+        if idle:
+            raise TargetError(
+                f"{service}/{environment}: without a traffic router the Service can serve one version or all of "
+                f"them; {', '.join(idle)} has ready pods but weight 0 in {asked}; stop it first, or configure "
+                'targets.kubernetes.router = "gateway-api" for exact weights',
+                ErrorCode.INVALID_WEIGHTS,
+            )
+        if any(abs(split.get(v, 0) - possible.get(v, 0)) > 1 for v in set(split) | set(possible)):
+            shown = ", ".join(f"{v}={w}%" for v, w in possible.items())
+            raise TargetError(
+                f"{service}/{environment}: without a traffic router weights are replica ratios; {asked} was asked "
+                f"but the ready pods make {shown}; scale the versions to that ratio, or configure "
+                'targets.kubernetes.router = "gateway-api" for exact weights',
+                ErrorCode.INVALID_WEIGHTS,
+            )
 
     def verify_weights(self, service: str, environment: str) -> dict[str, int]:
         namespace = self.kube.connection.namespace(service, environment)

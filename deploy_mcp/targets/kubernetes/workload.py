@@ -106,6 +106,9 @@ class KubernetesWorkload:
         self.kube = kube
         self.routing: Routing | None = None  # set by create_platform: state() reports the router's weights
 
+    def close(self) -> None:
+        self.kube.connection.api.close()
+
     # -- helpers -------------------------------------------------------------------------------------------------
 
     def _namespace(self, service: str, environment: str) -> str:
@@ -264,7 +267,7 @@ class KubernetesWorkload:
         namespace = self._namespace(service, environment)
         deployment = self._version_deployment(namespace, service, environment, version)
         if deployment is None:
-            return
+            raise TargetError(f"{service}/{environment} does not run version {version}", ErrorCode.UNKNOWN_VERSION)
         if self.routing is not None:
             self.routing.before_stop(namespace, service, environment, version)
         self.kube.delete_deployment(namespace, deployment["metadata"]["name"])
