@@ -158,9 +158,9 @@ def test_crash_loop_shows_as_crashloopbackoff_and_rollout_status_fails_at_the_de
     failed = kubectl(kube_cluster, "rollout", "status", "deployment/web", "--timeout=60s", check=False)
     assert failed.returncode != 0
     assert 'deployment "web" exceeded its progress deadline' in failed.stderr
-    pods = kubectl(kube_cluster, "get", "pods").stdout
-    crashing = [line for line in pods.splitlines() if "CrashLoopBackOff" in line or "Error" in line]
-    assert crashing, pods
+    kube_cluster.wait(
+        lambda: "CrashLoopBackOff" in kubectl(kube_cluster, "get", "pods").stdout, 20, "CrashLoopBackOff in kubectl"
+    )
     restarts = [
         c["restartCount"] for p in get_json(kube_cluster, "pods")["items"] for c in p["status"]["containerStatuses"]
     ]
@@ -202,7 +202,7 @@ def test_scale_and_patch_types_kubectl_sends(kube_cluster: Cluster) -> None:
     body = get_json(kube_cluster, "deployment", "web")
     assert body["metadata"]["labels"]["tier"] == "front" and body["spec"]["replicas"] == 2
     kubectl(kube_cluster, "rollout", "status", "deployment/web", "--timeout=60s")
-    assert len(get_json(kube_cluster, "pods")["items"]) == 2
+    kube_cluster.wait(lambda: len(get_json(kube_cluster, "pods")["items"]) == 2, 20, "the third pod terminated")
     kubectl(kube_cluster, "delete", "deployment", "web")
     kube_cluster.wait(lambda: not kube_cluster.store.list(kube_cluster.store.kind("Pod")), 30, "every pod gone")
     assert get_json(kube_cluster, "rs")["items"] == []

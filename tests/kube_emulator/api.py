@@ -147,8 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw
         if not raw:
             return None
         try:
@@ -174,6 +173,9 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        # read every body, used or not (DeleteOptions on DELETE): left unread it would be taken for the next request
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw = self.rfile.read(length) if length else b""
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         parts = [unquote(p) for p in url.path.strip("/").split("/") if p]
@@ -196,6 +198,9 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, method: str, parts: list[str], query: dict[str, str], url: Any) -> None:
         if parts in ([], ["healthz"], ["livez"], ["readyz"]):
             self._send(200, b"ok", "text/plain")
+            return
+        if parts == ["metrics"]:
+            self._send(200, self.server.cluster.metrics(), "text/plain; version=0.0.4; charset=utf-8")
             return
         if parts == ["version"]:
             self._send(200, SERVER_VERSION)
@@ -456,8 +461,7 @@ class Handler(BaseHTTPRequestHandler):
                 f'no endpoints available for service "{bare}"' if kind == "Service" else f'pod "{bare}" is not running'
             )
             raise ApiError(503, "ServiceUnavailable", what)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else None
+        body = self._raw or None
         target = path + (f"?{url.query}" if url.query else "")
         skip = {"host", "authorization", "connection", "content-length", "transfer-encoding"}
         headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}

@@ -201,6 +201,15 @@ class Cluster:
         service_router = self.routers.get((namespace, name))
         return service_router.port if service_router else None
 
+    def metrics(self) -> bytes:
+        """The mesh's Prometheus exposition, built on the cluster's loop (the routers' counters live there)."""
+        from kube_emulator.metrics import exposition
+
+        async def build() -> bytes:
+            return exposition({key: r.router.metrics for key, r in self.routers.items()})
+
+        return asyncio.run_coroutine_threadsafe(build(), self.loop).result(timeout=10)
+
     def pod_port(self, namespace: str, name: str) -> int | None:
         pod = self.pods.get((namespace, name))
         return pod.instance.port if pod is not None and pod.instance.pid is not None else None
@@ -327,17 +336,17 @@ class Cluster:
         container = (obj["spec"].get("containers") or [{}])[0]
         ready = instance.ready
         state: Obj
-        if instance.phase is InstancePhase.CRASHED and instance.restarts > 0:
+        if instance.fatal:
+            state = {"waiting": {"reason": "RunContainerError", "message": instance.fatal}}
+        elif instance.pid is not None and instance.phase is not InstancePhase.CRASHED:
+            state = {"running": {"startedAt": _stamp(instance.started_at)}}
+        elif instance.restarts > 0:  # exited and waiting for (or just past) its back-off
             state = {
                 "waiting": {
                     "reason": "CrashLoopBackOff",
                     "message": f"back-off restarting failed container {container.get('name')} in pod {pod.name}",
                 }
             }
-        elif instance.fatal:
-            state = {"waiting": {"reason": "RunContainerError", "message": instance.fatal}}
-        elif instance.pid is not None:
-            state = {"running": {"startedAt": _stamp(instance.started_at)}}
         else:
             state = {"waiting": {"reason": "ContainerCreating"}}
         last_state: Obj = {}

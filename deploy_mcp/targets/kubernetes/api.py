@@ -64,6 +64,33 @@ class Kube:
             missing_ok=True,
         )
 
+    def next_deployment(self, namespace: str, name: str, resource_version: str, timeout: int = 1) -> Obj | None:
+        """The Deployment after its next change (a watch from ``resource_version``), or as it is after ``timeout``
+        seconds without one; None once it is deleted."""
+        from kubernetes import watch
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        watcher = watch.Watch()
+        try:
+            for event in watcher.stream(
+                self.apps.list_namespaced_deployment,
+                namespace,
+                field_selector=f"metadata.name={name}",
+                resource_version=resource_version,
+                timeout_seconds=timeout,
+                _request_timeout=timeout + 5,
+            ):
+                if event["type"] == "DELETED":
+                    return None
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    return event["raw_object"]
+        except (ApiException, HTTPError, OSError, ValueError):
+            pass  # a watch that broke (or expired: 410 Gone) costs one plain read
+        finally:
+            watcher.stop()
+        return self.deployment(namespace, name)
+
     def deployments(self, namespace: str, selector: str) -> list[Obj]:
         answer = self._call(
             f"listing deployments in {namespace}",

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 Obj = dict[str, Any]
 POLL_SECONDS = 0.1
+CRASH_CHECK_SECONDS = 0.5
 CRASH_LOOP_RESTARTS = 3
 
 
@@ -318,7 +319,9 @@ class KubernetesWorkload:
         body["metadata"]["labels"].pop(names.VERSION, None)  # the Deployment spans versions; its pods carry one
         if self.routing is not None:
             self.routing.native(namespace, service, environment)
-        existing = self.kube.deployment(namespace, name)
+        deployments = self._deployments(namespace, service, environment)
+        existing = next((d for d in deployments if d["metadata"]["name"] == name), None)
+        had_others = any(d["metadata"]["name"] != name for d in deployments)
         if existing is None:
             created = self.kube.create_deployment(namespace, body)
             generation = created["metadata"].get("generation", 1)
@@ -332,13 +335,14 @@ class KubernetesWorkload:
                 {"op": "replace", "path": "/metadata/labels", "value": body["metadata"]["labels"]},
             ]
             generation = self.kube.json_patch_deployment(namespace, name, patch)["metadata"].get("generation", 1)
-        self._wait(namespace, name, service, environment, release.version, replicas, timeout, progress, generation)
+        latest = self._wait(
+            namespace, name, service, environment, release.version, replicas, timeout, progress, generation
+        )
         # versions still running in their own Deployments (an earlier canary) hand over to the native one
-        for deployment in self._deployments(namespace, service, environment):
-            if deployment["metadata"]["name"] != name:
-                self.kube.delete_deployment(namespace, deployment["metadata"]["name"])
-        latest = self.kube.deployment(namespace, name) or {}
-        return int((latest.get("metadata", {}).get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
+        for other in self._deployments(namespace, service, environment) if had_others else ():
+            if other["metadata"]["name"] != name:
+                self.kube.delete_deployment(namespace, other["metadata"]["name"])
+        return int((latest["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
 
     def undo(
         self,
@@ -379,14 +383,20 @@ class KubernetesWorkload:
         timeout: float | None,
         progress: Callable[[str], None] | None = None,
         generation: int = 0,
-    ) -> None:
-        deadline = time.monotonic() + (timeout or START_ALLOWANCE_SECONDS)
+    ) -> Obj:
+        """Until the Deployment is rolled out (kubectl's rules); returns it. Woken by a watch on the Deployment,
+        so the end is seen as soon as the controller writes it; the pods are looked at twice a second for a
+        crash loop, which a Deployment's status never shows."""
+        limit = timeout or START_ALLOWANCE_SECONDS
+        deadline = time.monotonic() + limit
         pods_selector = names.selector(
             {**names.owner_labels(service, environment), names.VERSION: names.label_value(version)}
         )
         last = ""
+        next_pod_check = 0.0
+        instances: list[InstanceState] = []
+        deployment = self.kube.deployment(namespace, name)
         while True:
-            deployment = self.kube.deployment(namespace, name)
             if deployment is None:
                 raise TargetError(
                     f"deployment {namespace}/{name} disappeared while waiting for it", ErrorCode.NOT_RUNNING
@@ -397,31 +407,30 @@ class KubernetesWorkload:
                 progress(status.message)
             last = status.message
             if status.progress is Progress.DONE and observed >= generation:
-                return
-            instances = [_pod_state(p) for p in self.kube.pods(namespace, pods_selector)]
-            looping = [i for i in instances if _crash_looping(i)]
-            if looping:
-                worst = max(looping, key=lambda i: i.restarts)
-                raise TargetError(
-                    f"{version} is in a crash loop: pod {worst.id} restarted {worst.restarts} times "
-                    f"(CrashLoopBackOff); {worst.last_error or 'it exits'}",
-                    ErrorCode.CRASH_LOOP,
-                )
+                return deployment
+            now = time.monotonic()
+            if now >= next_pod_check or status.progress is Progress.FAILED or now >= deadline:
+                next_pod_check = now + CRASH_CHECK_SECONDS
+                instances = [_pod_state(p) for p in self.kube.pods(namespace, pods_selector)]
+                looping = [i for i in instances if _crash_looping(i)]
+                if looping:
+                    worst = max(looping, key=lambda i: i.restarts)
+                    raise TargetError(
+                        f"{version} is in a crash loop: pod {worst.id} restarted {worst.restarts} times "
+                        f"(CrashLoopBackOff); {worst.last_error or 'it exits'}",
+                        ErrorCode.CRASH_LOOP,
+                    )
+            detail = next((i.last_error for i in instances if i.last_error), None)
             if status.progress is Progress.FAILED:
-                detail = next((i.last_error for i in instances if i.last_error), None)
-                raise TargetError(
-                    f"{status.message}" + (f": {detail}" if detail else ""),
-                    ErrorCode.HEALTH_TIMEOUT,
-                )
-            if time.monotonic() >= deadline:
+                raise TargetError(f"{status.message}" + (f": {detail}" if detail else ""), ErrorCode.HEALTH_TIMEOUT)
+            if now >= deadline:
                 ready = sum(1 for i in instances if i.ready)
-                detail = next((i.last_error for i in instances if i.last_error), None)
                 raise TargetError(
-                    f"only {ready} of {replicas} pod(s) of {version} became ready within "
-                    f"{timeout or START_ALLOWANCE_SECONDS:g} s ({status.message})" + (f": {detail}" if detail else ""),
+                    f"only {ready} of {replicas} pod(s) of {version} became ready within {limit:g} s "
+                    f"({status.message})" + (f": {detail}" if detail else ""),
                     ErrorCode.HEALTH_TIMEOUT,
                 )
-            time.sleep(POLL_SECONDS)
+            deployment = self.kube.next_deployment(namespace, name, deployment["metadata"]["resourceVersion"])
 
 
 def _deployment_id(release: Release) -> str | None:
