@@ -17,8 +17,8 @@ from deploy_mcp.errors import UserError
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
     from deploy_mcp.config.schema import DeployConfig
+    from deploy_mcp.core.platform import Platform
     from deploy_mcp.core.runner import Runner
-    from deploy_mcp.core.target import Target
     from deploy_mcp.ledger.base import Ledger
     from deploy_mcp.targets.registry import Targets
 
@@ -102,8 +102,8 @@ class App:
             return None
         return self.ledger()
 
-    def target(self, service: str) -> Target:
-        """The platform driver that runs ``service`` (deploy.toml's ``target``)."""
+    def platform(self, service: str) -> Platform:
+        """The platform that runs ``service`` (deploy.toml's ``target``): workload, router, prober, flags."""
         self.require_config()
         with self._lock:
             if self._targets is None:
@@ -111,6 +111,8 @@ class App:
 
                 self._targets = Targets(self.project)
         return self._targets(service)
+
+    target = platform  # the older name, still read by a few tools
 
     def serving_version(self, service: str, environment: str) -> str | None:
         """The version that takes most traffic now, as the platform reports it: what a plan starts from.
@@ -120,7 +122,7 @@ class App:
         from deploy_mcp.core.recommend import lookup
 
         lookup(self.require_config(), service, environment)
-        serving = self.target(service).state(service, environment).serving
+        serving = self.platform(service).state(service, environment).serving
         return serving[0] if serving else None
 
     def runner(self) -> Runner:
@@ -130,7 +132,7 @@ class App:
             if self._runner is None:
                 from deploy_mcp.core.runner import Runner
 
-                self._runner = Runner(self.project, ledger, self.target)
+                self._runner = Runner(self.project, ledger, self.platform)
                 self._runner.recover()
             return self._runner
 
@@ -157,3 +159,6 @@ class App:
             if self._ledger is not None:
                 self._ledger.close()
                 self._ledger = None
+            if self._targets is not None:
+                self._targets.close()
+                self._targets = None

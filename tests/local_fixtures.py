@@ -1,4 +1,4 @@
-"""Fixtures for tests of the local platform: a project on disk, a LocalTarget, and a teardown that proves it.
+"""Fixtures for tests of the local platform: a project on disk, a LocalPlatform, and a teardown that proves it.
 
 Import the fixtures into a test module (``from local_fixtures import local_target``). Teardown stops every
 service the test started and then checks the processes themselves: every process whose working directory is
@@ -20,7 +20,7 @@ import pytest
 
 from deploy_mcp.config.loader import Project, load_project
 from deploy_mcp.core.target import Release
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import LocalPlatform, create_platform
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO = REPO / "examples" / "hello" / "server.py"
@@ -94,7 +94,7 @@ def wait_until_gone(folder: Path, timeout: float = 10.0) -> list[int]:
     return left
 
 
-def teardown(target: LocalTarget) -> None:
+def teardown(target: LocalPlatform) -> None:
     """Stop everything; then fail loudly (after killing them) if any process of the project survived."""
     root = target.project.root
     for service, environment in target.environments():
@@ -115,8 +115,8 @@ def local_project(tmp_path: Path) -> Project:
 
 
 @pytest.fixture
-def local_target(local_project: Project) -> Iterator[LocalTarget]:
-    target = LocalTarget(local_project, health_interval=HEALTH_INTERVAL, start_timeout=20.0, kill_timeout=3.0)
+def local_target(local_project: Project) -> Iterator[LocalPlatform]:
+    target = create_platform(local_project, health_interval=HEALTH_INTERVAL, start_timeout=20.0, kill_timeout=3.0)
     try:
         yield target
     finally:

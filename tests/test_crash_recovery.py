@@ -40,7 +40,7 @@ from deploy_mcp.ledger import SqliteLedger
 from deploy_mcp.targets.local import cli
 from deploy_mcp.targets.local import state as local_state
 from deploy_mcp.targets.local.loadgen import BackgroundLoad
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import create_platform
 
 pytestmark = pytest.mark.anyio
 HELLO = Path(__file__).resolve().parents[1] / "examples" / "hello" / "server.py"
@@ -161,7 +161,7 @@ async def settle(server: Server, deployment_id: str, timeout: float = 90.0) -> d
 
 
 def platform_state(project: Project) -> TargetState:
-    return LocalTarget(project).state(SERVICE, ENVIRONMENT)
+    return create_platform(project).state(SERVICE, ENVIRONMENT)
 
 
 def weights(project: Project) -> dict[str, int]:

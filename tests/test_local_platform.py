@@ -24,10 +24,11 @@ import httpx
 import pytest
 
 from deploy_mcp.config.loader import Project, load_project
-from deploy_mcp.core.target import ErrorCode, Release, Target, TargetError, TrafficMetrics
+from deploy_mcp.core.platform import EXACT, FlagProvider, Prober, TrafficRouter, Workload
+from deploy_mcp.core.target import ErrorCode, Release, TargetError, TrafficMetrics
 from deploy_mcp.targets.local import cli
 from deploy_mcp.targets.local.loadgen import BackgroundLoad
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import LocalPlatform, create_platform
 
 try:
     from tests.local_fixtures import (
@@ -179,9 +180,9 @@ def test_the_sample_project_runs_its_good_release(tmp_path: Path) -> None:
     assert Release.resolve("hello", hello, "3.0.0").env["ERROR_RATE"] == "0.2"
     assert Release.resolve("hello", hello, "2.0.0").env == {}
 
-    target = LocalTarget(project, health_interval=HEALTH_INTERVAL, start_timeout=20, kill_timeout=3)
+    target = create_platform(project, health_interval=HEALTH_INTERVAL, start_timeout=20, kill_timeout=3)
     try:
-        target.start_version("hello", "staging", Release.resolve("hello", hello, "1.0.0"), 1)
+        target.workload.start_version("hello", "staging", Release.resolve("hello", hello, "1.0.0"), 1)
         status, body = get(target.endpoint("hello", "staging") + "/")
         assert status == 200 and body["version"] == "1.0.0"
     finally:
@@ -191,27 +192,31 @@ def test_the_sample_project_runs_its_good_release(tmp_path: Path) -> None:
 # -- rollouts under load ----------------------------------------------------------------------------------------
 
 
-def test_the_protocol_is_implemented(local_target: LocalTarget) -> None:
-    assert isinstance(local_target, Target)
-    assert isinstance(local_target, TrafficMetrics)
+def test_the_platform_parts_are_implemented(local_target: LocalPlatform) -> None:
+    assert isinstance(local_target.workload, Workload)
+    assert isinstance(local_target.router, TrafficRouter)
+    assert isinstance(local_target.prober, Prober)
+    assert isinstance(local_target.flags, FlagProvider)
+    assert isinstance(local_target.metrics, TrafficMetrics)
+    assert local_target.kind == "local" and local_target.capabilities == EXACT
 
 
-def test_weights_change_and_instances_are_replaced_without_a_failed_request(local_target: LocalTarget) -> None:
+def test_weights_change_and_instances_are_replaced_without_a_failed_request(local_target: LocalPlatform) -> None:
     project = local_target.project
-    local_target.start_version("hello", "staging", release(project, "1.0.0"), 2)
+    local_target.workload.start_version("hello", "staging", release(project, "1.0.0"), 2)
     endpoint = local_target.endpoint("hello", "staging")
     assert local_target.state("hello", "staging").weights == {"1.0.0": 100}  # the first version takes all
 
     with BackgroundLoad(endpoint + "/", rate=RATE) as load:
         time.sleep(0.5)
-        local_target.start_version("hello", "staging", release(project, "2.0.0"), 2)
+        local_target.workload.start_version("hello", "staging", release(project, "2.0.0"), 2)
         assert local_target.state("hello", "staging").weights == {"1.0.0": 100, "2.0.0": 0}
         for split in ((90, 10), (50, 50), (0, 100)):
-            local_target.set_weights("hello", "staging", {"1.0.0": split[0], "2.0.0": split[1]})
+            local_target.router.set_weights("hello", "staging", {"1.0.0": split[0], "2.0.0": split[1]})
             time.sleep(0.5)
-        local_target.scale("hello", "staging", "2.0.0", 3)
-        local_target.stop_version("hello", "staging", "1.0.0", drain_timeout=5)
-        local_target.scale("hello", "staging", "2.0.0", 1)
+        local_target.workload.scale("hello", "staging", "2.0.0", 3)
+        local_target.workload.stop_version("hello", "staging", "1.0.0", drain_timeout=5)
+        local_target.workload.scale("hello", "staging", "2.0.0", 1)
         time.sleep(0.5)
         result = load.stop()
 
@@ -221,23 +226,23 @@ def test_weights_change_and_instances_are_replaced_without_a_failed_request(loca
     assert result.versions["1.0.0"] > 0 and result.versions["2.0.0"] > 0
     state = local_target.state("hello", "staging")
     assert [(v.version, v.replicas, v.ready, v.weight) for v in state.versions] == [("2.0.0", 1, 1, 100)]
-    snapshot = local_target.metrics("hello", "staging", 60)
+    snapshot = local_target.metrics.metrics("hello", "staging", 60)
     assert snapshot["2.0.0"].errors == 0 and snapshot["2.0.0"].requests > 0
 
 
-def test_a_bad_versions_errors_are_counted_against_it_only(local_target: LocalTarget) -> None:
+def test_a_bad_versions_errors_are_counted_against_it_only(local_target: LocalPlatform) -> None:
     project = local_target.project
-    local_target.start_version("hello", "staging", release(project, "1.0.0"), 1)
-    local_target.start_version("hello", "staging", release(project, "3.0.0"), 1)
+    local_target.workload.start_version("hello", "staging", release(project, "1.0.0"), 1)
+    local_target.workload.start_version("hello", "staging", release(project, "3.0.0"), 1)
     preview = local_target.version_endpoint("hello", "staging", "3.0.0")
     assert get(preview + "/health")[1]["version"] == "3.0.0"  # the preview reaches the new version only
 
-    local_target.set_weights("hello", "staging", {"1.0.0": 75, "3.0.0": 25})
+    local_target.router.set_weights("hello", "staging", {"1.0.0": 75, "3.0.0": 25})
     with BackgroundLoad(local_target.endpoint("hello", "staging") + "/", rate=RATE) as load:
         time.sleep(2.5)
         result = load.stop()
 
-    snapshot = local_target.metrics("hello", "staging", 30)
+    snapshot = local_target.metrics.metrics("hello", "staging", 30)
     good, bad = snapshot["1.0.0"], snapshot["3.0.0"]
     print(result.summary(), good, bad, sep="\n")
     assert good.errors == 0 and good.requests > 300
@@ -264,10 +269,10 @@ def test_a_bad_versions_errors_are_counted_against_it_only(local_target: LocalTa
 # -- crashes ------------------------------------------------------------------------------------------------------
 
 
-def test_a_crashing_release_is_refused_within_two_health_intervals(local_target: LocalTarget) -> None:
+def test_a_crashing_release_is_refused_within_two_health_intervals(local_target: LocalPlatform) -> None:
     started = time.monotonic()
     with pytest.raises(TargetError) as caught:
-        local_target.start_version("hello", "staging", release(local_target.project, "4.0.0"), 2)
+        local_target.workload.start_version("hello", "staging", release(local_target.project, "4.0.0"), 2)
     elapsed = time.monotonic() - started
     assert caught.value.code is ErrorCode.CRASH_LOOP
     assert "CRASH_ON_START" in str(caught.value) and "code 3" in str(caught.value)
@@ -275,8 +280,8 @@ def test_a_crashing_release_is_refused_within_two_health_intervals(local_target:
     assert wait_until_gone(local_target.project.root, 5) == []
 
 
-def test_a_crashed_instance_is_noticed_restarted_and_users_see_no_failure(local_target: LocalTarget) -> None:
-    local_target.start_version("hello", "staging", release(local_target.project, "1.0.0"), 2)
+def test_a_crashed_instance_is_noticed_restarted_and_users_see_no_failure(local_target: LocalPlatform) -> None:
+    local_target.workload.start_version("hello", "staging", release(local_target.project, "1.0.0"), 2)
     victim = local_target.state("hello", "staging").versions[0].instances[0]
     with BackgroundLoad(local_target.endpoint("hello", "staging") + "/", rate=RATE) as load:
         time.sleep(0.3)
@@ -295,8 +300,8 @@ def test_a_crashed_instance_is_noticed_restarted_and_users_see_no_failure(local_
     assert "signal 9" in (instance.last_error or "")
 
 
-def test_a_version_crashing_repeatedly_is_reported_as_a_crash_loop(local_target: LocalTarget) -> None:
-    local_target.start_version("hello", "staging", release(local_target.project, "1.0.0"), 1)
+def test_a_version_crashing_repeatedly_is_reported_as_a_crash_loop(local_target: LocalPlatform) -> None:
+    local_target.workload.start_version("hello", "staging", release(local_target.project, "1.0.0"), 1)
 
     def instance():
         return local_target.state("hello", "staging").versions[0].instances[0]
@@ -321,18 +326,19 @@ SERVER_STANDIN = textwrap.dedent(
     import sys, time
     from deploy_mcp.config.loader import Project, load_project
     from deploy_mcp.core.target import Release
-    from deploy_mcp.targets.local.platform import LocalTarget
+    from deploy_mcp.targets.local.platform import create_platform
 
     project = load_project(sys.argv[1])
-    target = LocalTarget(project, health_interval=0.5)
-    target.start_version("hello", "staging", Release.resolve("hello", project.config.services["hello"], "1.0.0"), 2)
+    target = create_platform(project, health_interval=0.5)
+    first = Release.resolve("hello", project.config.services["hello"], "1.0.0")
+    target.workload.start_version("hello", "staging", first, 2)
     print("ready", flush=True)
     time.sleep(600)
     """
 )
 
 
-def test_a_server_killed_with_sigkill_is_replaced_by_one_that_readopts(local_target: LocalTarget) -> None:
+def test_a_server_killed_with_sigkill_is_replaced_by_one_that_readopts(local_target: LocalPlatform) -> None:
     project = local_target.project
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER_STANDIN, str(project.config_path)],
@@ -353,20 +359,20 @@ def test_a_server_killed_with_sigkill_is_replaced_by_one_that_readopts(local_tar
         server.wait()
     assert result.failures == 0 and result.requests > 100  # the service never noticed
 
-    restarted = LocalTarget(project, health_interval=HEALTH_INTERVAL)  # what a restarted server does
+    restarted = create_platform(project, health_interval=HEALTH_INTERVAL)  # what a restarted server does
     state = restarted.state("hello", "staging")
     assert state.running and state.problem is None
     assert [(v.version, v.ready, v.weight) for v in state.versions] == [("1.0.0", 2, 100)]
-    restarted.start_version("hello", "staging", release(project, "2.0.0"), 1)
-    restarted.set_weights("hello", "staging", {"1.0.0": 50, "2.0.0": 50})
+    restarted.workload.start_version("hello", "staging", release(project, "2.0.0"), 1)
+    restarted.router.set_weights("hello", "staging", {"1.0.0": 50, "2.0.0": 50})
     stopped = restarted.stop("hello", "staging")
     assert len(stopped) == 4  # three instances and the router
     assert wait_until_gone(project.root) == []
 
 
-def test_a_killed_supervisor_takes_its_instances_with_it_and_is_reported(local_target: LocalTarget) -> None:
+def test_a_killed_supervisor_takes_its_instances_with_it_and_is_reported(local_target: LocalPlatform) -> None:
     project = local_target.project
-    local_target.start_version("hello", "staging", release(project, "1.0.0"), 2)
+    local_target.workload.start_version("hello", "staging", release(project, "1.0.0"), 2)
     data = json.loads((project.state_dir / "local" / "hello--staging.json").read_text())
     supervisor_pid = data["supervisor"]["pid"]
     instance_pids = [record["pid"] for record in data["instances"]]
@@ -378,13 +384,13 @@ def test_a_killed_supervisor_takes_its_instances_with_it_and_is_reported(local_t
     assert all(i.pid is None for v in state.versions for i in v.instances)
     assert all(pid not in processes_in(project.root) for pid in instance_pids)
 
-    local_target.start_version("hello", "staging", release(project, "1.0.0"), 1)  # starts afresh
+    local_target.workload.start_version("hello", "staging", release(project, "1.0.0"), 1)  # starts afresh
     assert get(local_target.endpoint("hello", "staging") + "/")[0] == 200
 
 
-def test_stop_kills_a_supervisor_that_no_longer_answers(local_target: LocalTarget) -> None:
+def test_stop_kills_a_supervisor_that_no_longer_answers(local_target: LocalPlatform) -> None:
     project = local_target.project
-    local_target.start_version("hello", "staging", release(project, "1.0.0"), 1)
+    local_target.workload.start_version("hello", "staging", release(project, "1.0.0"), 1)
     data = json.loads((project.state_dir / "local" / "hello--staging.json").read_text())
     os.kill(data["supervisor"]["pid"], signal.SIGSTOP)  # hung: it will never answer its control API
     stopped = local_target.stop("hello", "staging")
@@ -395,42 +401,42 @@ def test_stop_kills_a_supervisor_that_no_longer_answers(local_target: LocalTarge
 # -- bad input ------------------------------------------------------------------------------------------------------
 
 
-def test_bad_input_gets_a_clear_error_and_leaves_nothing_running(local_target: LocalTarget, tmp_path: Path) -> None:
+def test_bad_input_gets_a_clear_error_and_leaves_nothing_running(local_target: LocalPlatform, tmp_path: Path) -> None:
     project = local_target.project
     good = release(project, "1.0.0")
 
     with pytest.raises(TargetError, match="unknown service 'nope'; known services: hello") as caught:
-        local_target.start_version("nope", "staging", good, 1)
+        local_target.workload.start_version("nope", "staging", good, 1)
     assert caught.value.code is ErrorCode.UNKNOWN_SERVICE
     with pytest.raises(TargetError, match="no environment 'qa'; known: production, staging"):
         local_target.state("hello", "qa")
 
     with pytest.raises(TargetError, match="command not found: 'deploy-mcp-no-such-program'") as caught:
-        local_target.start_version("hello", "staging", release(project, "5.0.0"), 1)
+        local_target.workload.start_version("hello", "staging", release(project, "5.0.0"), 1)
     assert caught.value.code is ErrorCode.COMMAND_NOT_FOUND and "versions.5.0.0.command" in str(caught.value)
     assert processes_in(project.root) == []
 
     with pytest.raises(TargetError, match="0 of 1 instances ready after 1 s") as caught:
-        local_target.start_version("hello", "staging", release(project, "6.0.0"), 1, timeout=1.0)
+        local_target.workload.start_version("hello", "staging", release(project, "6.0.0"), 1, timeout=1.0)
     assert caught.value.code is ErrorCode.HEALTH_TIMEOUT and "starting" in str(caught.value)
     assert wait_until_gone(project.root, 5) == []
 
     with pytest.raises(TargetError, match="not running on the local platform"):
-        local_target.set_weights("hello", "staging", {"1.0.0": 100})
+        local_target.router.set_weights("hello", "staging", {"1.0.0": 100})
 
-    local_target.start_version("hello", "staging", good, 1)
+    local_target.workload.start_version("hello", "staging", good, 1)
     with pytest.raises(TargetError, match=r"version 9\.9\.9 has no instances") as caught:
-        local_target.set_weights("hello", "staging", {"1.0.0": 50, "9.9.9": 50})
+        local_target.router.set_weights("hello", "staging", {"1.0.0": 50, "9.9.9": 50})
     assert caught.value.code is ErrorCode.NO_INSTANCES
     with pytest.raises(TargetError, match="must sum to 100, got 90"):
-        local_target.set_weights("hello", "staging", {"1.0.0": 90})
+        local_target.router.set_weights("hello", "staging", {"1.0.0": 90})
     with pytest.raises(TargetError, match=r"has no version 9\.9\.9"):
-        local_target.stop_version("hello", "staging", "9.9.9")
+        local_target.workload.stop_version("hello", "staging", "9.9.9")
     with pytest.raises(TargetError, match="already running"):
-        local_target.start_version("hello", "staging", good, 1)
-    local_target.start_version("hello", "staging", release(project, "2.0.0"), 1)
+        local_target.workload.start_version("hello", "staging", good, 1)
+    local_target.workload.start_version("hello", "staging", release(project, "2.0.0"), 1)
     with pytest.raises(TargetError, match="still receives 100% of traffic") as caught:
-        local_target.stop_version("hello", "staging", "1.0.0")
+        local_target.workload.stop_version("hello", "staging", "1.0.0")
     assert caught.value.code is ErrorCode.STILL_SERVING
     assert local_target.state("hello", "staging").weights == {"1.0.0": 100, "2.0.0": 0}  # nothing changed
 
@@ -441,9 +447,9 @@ def test_bad_input_gets_a_clear_error_and_leaves_nothing_running(local_target: L
         taken = squatter.getsockname()[1]
         (tmp_path / "other").mkdir()
         other = write_project(tmp_path / "other", taken)
-        other_target = LocalTarget(other, health_interval=HEALTH_INTERVAL)
+        other_target = create_platform(other, health_interval=HEALTH_INTERVAL)
         with pytest.raises(TargetError, match=f"port {taken} is already in use") as caught:
-            other_target.start_version("hello", "staging", good, 1)
+            other_target.workload.start_version("hello", "staging", good, 1)
         assert caught.value.code is ErrorCode.PORT_IN_USE
         assert processes_in(other.root) == []
 
@@ -451,11 +457,11 @@ def test_bad_input_gets_a_clear_error_and_leaves_nothing_running(local_target: L
 # -- the CLI's two functions ------------------------------------------------------------------------------------
 
 
-def test_status_shows_versions_weights_instances_and_stop_stops_everything(local_target: LocalTarget) -> None:
+def test_status_shows_versions_weights_instances_and_stop_stops_everything(local_target: LocalPlatform) -> None:
     project = local_target.project
     assert cli.status(project) == "Nothing runs on the local platform for this project."
-    local_target.start_version("hello", "staging", release(project, "1.0.0"), 2)
-    local_target.start_version("hello", "production", release(project, "1.0.0"), 1)
+    local_target.workload.start_version("hello", "staging", release(project, "1.0.0"), 2)
+    local_target.workload.start_version("hello", "production", release(project, "1.0.0"), 1)
     text = cli.status(project)
     print(text)
     assert "hello/staging  router http://127.0.0.1:" in text and "hello/production" in text
@@ -476,18 +482,18 @@ def test_status_shows_versions_weights_instances_and_stop_stops_everything(local
 
 def test_a_draining_instance_is_never_put_back_in_the_pool(local_project: Project) -> None:
     """Slow requests in flight while a version stops: the health probe must not re-enroll it mid-drain."""
-    target = LocalTarget(local_project, health_interval=0.2, start_timeout=20.0, kill_timeout=3.0)
+    target = create_platform(local_project, health_interval=0.2, start_timeout=20.0, kill_timeout=3.0)
     try:
         slow = release(local_project, "1.0.0").model_copy(update={"env": {"LATENCY_MS": "1500"}})
-        target.start_version("hello", "staging", slow, 1)
-        target.start_version("hello", "staging", release(local_project, "2.0.0"), 1)
+        target.workload.start_version("hello", "staging", slow, 1)
+        target.workload.start_version("hello", "staging", release(local_project, "2.0.0"), 1)
         url = target.endpoint("hello", "staging")
         in_flight = threading.Thread(target=lambda: httpx.get(url, timeout=10), daemon=True)
         in_flight.start()
         time.sleep(0.3)
-        target.set_weights("hello", "staging", {"2.0.0": 100})
+        target.router.set_weights("hello", "staging", {"2.0.0": 100})
         started = time.monotonic()
-        target.stop_version("hello", "staging", "1.0.0", drain_timeout=10.0)
+        target.workload.stop_version("hello", "staging", "1.0.0", drain_timeout=10.0)
         took = time.monotonic() - started
         in_flight.join(5)
     finally:

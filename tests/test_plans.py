@@ -10,7 +10,8 @@ from mcp import Client
 from deploy_mcp.app import App
 from deploy_mcp.config.loader import parse_config
 from deploy_mcp.config.schema import DeployConfig, StrategyName
-from deploy_mcp.core.plans import START_ALLOWANCE_SECONDS, Plan, PlanError, PlanStep, build_plan
+from deploy_mcp.core.plans import START_ALLOWANCE_SECONDS, CheckVia, Plan, PlanError, PlanStep, build_plan
+from deploy_mcp.core.platform import EXACT, RouterCapabilities, replica_split
 from deploy_mcp.core.recommend import recommend_strategy
 from deploy_mcp.server.app import build_server
 
@@ -131,6 +132,72 @@ def test_first_deployment_degrades_canary_and_says_so() -> None:
     assert plan.steps[3].weights == {"1.0.0": 100}
     assert any("first deployment" in warning for warning in plan.warnings)
     assert "no previous version" in plan.rollback
+
+
+# -- what the platform's router can do ------------------------------------------------------------------------------
+
+REPLICA_RATIOS = RouterCapabilities(exact_weights=False, preview=False)
+"""Kubernetes with no traffic router: the stable Service selects every version's pods."""
+
+
+def test_with_exact_weights_the_plan_asks_for_5_95_and_says_nothing_about_replicas() -> None:
+    plan = build_plan(config(), "web", "2.0.0", "production", current_version="1.0.0", capabilities=EXACT)
+
+    assert of(plan, "set_weights")[0].weights == {"1.0.0": 95, "2.0.0": 5}
+    assert plan.capabilities == EXACT
+    assert not any("traffic router" in warning for warning in plan.warnings)
+    assert all(step.via is None for step in of(plan, "check"))
+
+
+def test_without_a_router_a_canary_shows_the_split_the_replica_count_can_make() -> None:
+    plan = build_plan(config(), "web", "2.0.0", "production", current_version="1.0.0", capabilities=REPLICA_RATIOS)
+
+    # 4 replicas: 1 pod is 25%, so 5% becomes 25% and the 25% step, the same split, is left out
+    weights = [step.weights for step in of(plan, "set_weights")]
+    assert weights == [{"1.0.0": 75, "2.0.0": 25}, {"1.0.0": 50, "2.0.0": 50}, {"1.0.0": 0, "2.0.0": 100}]
+    first = of(plan, "set_weights")[0]
+    assert "5% requested, 25% possible with 4 replicas (1 instance)" in first.description
+    assert "5% requested, 25% possible with 4 replicas (1 instance)" in of(plan, "start")[0].description
+    # the service keeps its size: the old version shrinks as the canary grows, and every split is a real ratio
+    for state, step in zip(simulate(plan), plan.steps, strict=True):
+        if step.action == "set_weights":
+            assert step.weights is not None
+            share = step.weights["2.0.0"]
+            if share < 100:
+                assert state["2.0.0"] + state["1.0.0"] == 4
+                assert share == round(100 * state["2.0.0"] / 4)
+    warning = next(w for w in plan.warnings if "no traffic router" in w)
+    assert "25% requested: left out" in warning and "4 replicas" in warning
+    assert "scaled back to full size" in plan.rollback
+    assert len(of(plan, "analyze")) == 3
+
+
+def test_replica_splits_round_up_keep_one_stable_instance_and_run_beside_a_single_one() -> None:
+    assert (replica_split(5, 4).new, replica_split(5, 4).share) == (1, 25)
+    assert (replica_split(50, 4).new, replica_split(50, 4).old) == (2, 2)
+    assert (replica_split(95, 4).new, replica_split(95, 4).old, replica_split(95, 4).share) == (3, 1, 75)
+    assert (replica_split(5, 1).new, replica_split(5, 1).old, replica_split(5, 1).share) == (1, 1, 50)
+    assert replica_split(10, 10).exact and not replica_split(5, 10).exact
+
+
+def test_without_a_preview_blue_green_probes_instances_first_and_smoke_tests_after_the_switch() -> None:
+    plan = build_plan(
+        config(), "web", "2.0.0", "production", "blue-green", current_version="1.0.0", capabilities=REPLICA_RATIOS
+    )
+
+    assert actions(plan) == ["start", "wait_ready", "check", "set_weights", "check", "analyze", "pause", "stop"]
+    before, after = of(plan, "check")
+    assert before.via is CheckVia.INSTANCES and "health of every instance" in before.description
+    assert after.via is CheckVia.SERVICE and "through the service" in after.description
+    assert after.index == of(plan, "set_weights")[0].index + 1  # checked before the old side is let go
+    assert any(
+        "no preview" in warning and "smoke tests run through the service" in warning for warning in plan.warnings
+    )
+
+
+def test_the_plan_with_capabilities_round_trips_as_json() -> None:
+    plan = build_plan(config(), "web", "2.0.0", "production", current_version="1.0.0", capabilities=REPLICA_RATIOS)
+    assert Plan.model_validate_json(plan.model_dump_json()) == plan
 
 
 # -- rolling -----------------------------------------------------------------------------------------------------

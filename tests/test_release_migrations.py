@@ -20,7 +20,7 @@ from deploy_mcp.core.runner import Runner, RunnerError
 from deploy_mcp.ledger import SqliteLedger
 from deploy_mcp.migrations.release import for_deployment
 from deploy_mcp.targets.local.loadgen import BackgroundLoad
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import create_platform
 
 SERVICE, ENVIRONMENT = "hello", "staging"
 
@@ -49,7 +49,7 @@ class Release:
         (folder / "db").mkdir()
         self.folder = folder
         self.project = load_project(folder / "deploy.toml")
-        self.target = LocalTarget(self.project, health_interval=0.5, start_timeout=20.0, kill_timeout=3.0)
+        self.target = create_platform(self.project, health_interval=0.5, start_timeout=20.0, kill_timeout=3.0)
         self.ledger = SqliteLedger(self.project.state_dir / "ledger.db")
         self.runner = Runner(self.project, self.ledger, self.target, holder="test", drain_timeout=2.0)
 

@@ -107,7 +107,7 @@ async def test_the_question_names_the_version_the_rollback_restores(app: App) ->
     good = record(app, "2.0.0")
     record(app, "3.0.0", Status.ROLLED_BACK, reason="error rate 30% at 50% of traffic")
     release = Release.resolve("hello", app.project.config.services["hello"], "2.0.0")
-    app.target("hello").start_version("hello", "production", release, 1)  # 2.0.0 serves: 3.0.0 was undone
+    app.platform("hello").workload.start_version("hello", "production", release, 1)  # 2.0.0 serves: 3.0.0 was undone
     user = User()
 
     async with Client(build_server(app), elicitation_callback=user) as client:
@@ -240,7 +240,7 @@ async def test_when_the_deployments_change_while_the_user_reads_the_question_not
     record(app, "1.0.0")
     good = record(app, "2.0.0")
     release = Release.resolve("hello", app.project.config.services["hello"], "2.0.0")
-    app.target("hello").start_version("hello", "production", release, 1)
+    app.platform("hello").workload.start_version("hello", "production", release, 1)
     newer: list[DeploymentRecord] = []
 
     class SlowUser(User):

@@ -25,11 +25,11 @@ from deploy_mcp.config.loader import Project, load_project
 from deploy_mcp.core.plans import Plan, build_plan
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status
 from deploy_mcp.core.runner import Runner, RunnerError
-from deploy_mcp.core.runner.actions import write_flag
 from deploy_mcp.core.target import Release
 from deploy_mcp.ledger import SqliteLedger
+from deploy_mcp.targets.local.flags import FlagdFile
 from deploy_mcp.targets.local.loadgen import BackgroundLoad, LoadResult
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import create_platform
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO = REPO / "examples" / "hello" / "server.py"
@@ -109,7 +109,7 @@ class Platform:
         (folder / "deploy.toml").write_text(CONFIG, encoding="utf-8")
         self.folder = folder
         self.project: Project = load_project(folder / "deploy.toml")
-        self.target = LocalTarget(self.project, health_interval=0.5)
+        self.target = create_platform(self.project, health_interval=0.5)
         self.ledger_path = self.project.state_dir / "ledger.db"
         self.ledger = SqliteLedger(self.ledger_path)
         self.runners: list[Runner] = []
@@ -140,7 +140,7 @@ class Platform:
     def seed(self, environment: str, version: str = "1.0.0", replicas: int = 2) -> str:
         """Start a first version straight on the platform (not a recorded deployment); returns the endpoint."""
         release = Release.resolve(SERVICE, self.project.config.services[SERVICE], version)
-        self.target.start_version(SERVICE, environment, release, replicas)
+        self.target.workload.start_version(SERVICE, environment, release, replicas)
         return self.target.endpoint(SERVICE, environment)
 
     def deploy(self, runner: Runner, version: str, environment: str, timeout: float = 60.0) -> DeploymentRecord:
@@ -433,11 +433,11 @@ from deploy_mcp.config.loader import load_project
 from deploy_mcp.core.plans import build_plan
 from deploy_mcp.core.runner import Runner
 from deploy_mcp.ledger import SqliteLedger
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import create_platform
 
 config, version, environment = sys.argv[1:4]
 project = load_project(config)
-target = LocalTarget(project)
+target = create_platform(project)
 ledger = SqliteLedger(project.state_dir / "ledger.db")
 current = target.state("hello", environment).serving[0]
 runner = Runner(project, ledger, target, holder="worker process", lease_seconds=1.0)
@@ -525,14 +525,14 @@ def test_flag_steps_write_a_flagd_file_the_service_reads(tmp_path: Path) -> None
     spec.loader.exec_module(hello)
     (tmp_path / "deploy.toml").write_text(CONFIG + '\n[services.hello.flag]\nname = "new-greeting"\n', "utf-8")
     project = load_project(tmp_path / "deploy.toml")
-    service = project.config.services[SERVICE]
     flags = tmp_path / ".deploy" / "flags.json"
     flags.parent.mkdir()
     flags.write_text(json.dumps({"flags": {"other": {"state": "DISABLED"}}}), "utf-8")
     reader = hello.FlagReader(str(flags), "new-greeting")
     users = [f"user-{n}" for n in range(2000)]
     for percentage in (0, 25, 100, 0):
-        write_flag(project.root, SERVICE, service, percentage)
+        FlagdFile(project).set_flag(SERVICE, "staging", "new-greeting", percentage)
+        assert FlagdFile(project).get_flag(SERVICE, "staging", "new-greeting") == percentage
         document = json.loads(flags.read_text("utf-8"))
         assert document["flags"]["other"] == {"state": "DISABLED"}  # other flags are kept
         flag = document["flags"]["new-greeting"]

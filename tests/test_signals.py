@@ -8,6 +8,7 @@ is down" into a clean canary).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import socket
@@ -31,7 +32,7 @@ from prometheus_fixture import PrometheusServer, prometheus_factory
 
 from deploy_mcp.config.loader import Project, load_project
 from deploy_mcp.config.schema import DeployConfig, PrometheusSource
-from deploy_mcp.core.target import Release, TargetCapabilities, TargetError
+from deploy_mcp.core.target import Release, TargetError
 from deploy_mcp.signals import (
     LocalRouterMetrics,
     MetricSourceError,
@@ -42,7 +43,7 @@ from deploy_mcp.signals import (
     run_smoke,
 )
 from deploy_mcp.signals.metrics.prometheus import promql_duration
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import LocalPlatform, create_platform
 
 __all__ = ["prometheus_factory"]  # a fixture: imported for pytest, not used by name
 
@@ -277,15 +278,15 @@ port = {production_port}
 @dataclass
 class Platform:
     project: Project
-    target: LocalTarget
+    target: LocalPlatform
     production_port: int
 
     def start(self, environment: str) -> str:
         """1.0.0 and 3.0.0 side by side at 50/50; returns the router's URL."""
         for version in ("1.0.0", "3.0.0"):
             release = Release.resolve("hello", self.project.config.services["hello"], version)
-            self.target.start_version("hello", environment, release, 1)
-        self.target.set_weights("hello", environment, {"1.0.0": 50, "3.0.0": 50})
+            self.target.workload.start_version("hello", environment, release, 1)
+        self.target.router.set_weights("hello", environment, {"1.0.0": 50, "3.0.0": 50})
         return self.target.endpoint("hello", environment)
 
 
@@ -295,7 +296,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     production_port = free_port()
     (folder / "deploy.toml").write_text(_project_config(free_port(), production_port), encoding="utf-8")
     project = load_project(folder / "deploy.toml")
-    target = LocalTarget(project, health_interval=0.5, start_timeout=20.0, kill_timeout=3.0)
+    target = create_platform(project, health_interval=0.5, start_timeout=20.0, kill_timeout=3.0)
     try:
         yield Platform(project, target, production_port)
     finally:
@@ -349,7 +350,7 @@ def test_check_instances_summarises_the_platform(platform: Platform, production:
 
 def test_local_router_metrics_count_exactly_what_was_served(platform: Platform, staging: str) -> None:
     served = send(staging, 200)
-    source = LocalRouterMetrics(platform.target)
+    source = LocalRouterMetrics(platform.target.metrics)
     snapshots = source.snapshot("hello", "staging", ["1.0.0", "3.0.0", "9.9.9"], 60)
 
     assert set(snapshots) == {"1.0.0", "3.0.0", "9.9.9"}
@@ -369,14 +370,7 @@ def test_local_router_metrics_count_exactly_what_was_served(platform: Platform, 
 
 def test_local_router_metrics_of_an_environment_that_is_not_running(platform: Platform) -> None:
     with pytest.raises(MetricSourceError, match="not running"):
-        LocalRouterMetrics(platform.target).snapshot("hello", "qa", ["1.0.0"], 30)
-
-
-class _NoMetricsTarget:
-    """A platform without a router of its own (as Kubernetes without a mesh): it has no ``metrics`` method."""
-
-    kind = "kubernetes"
-    capabilities = TargetCapabilities(weighted_traffic=False, version_endpoint=False, in_process_metrics=False)
+        LocalRouterMetrics(platform.target.metrics).snapshot("hello", "qa", ["1.0.0"], 30)
 
 
 def test_metric_source_for_prefers_prometheus_then_the_router_else_explains(platform: Platform) -> None:
@@ -385,10 +379,12 @@ def test_metric_source_for_prefers_prometheus_then_the_router_else_explains(plat
     assert isinstance(chosen, PrometheusMetrics) and chosen.url == "http://127.0.0.1:9"
 
     local = metric_source_for(platform.project.config, "hello", "production", platform.target)
-    assert isinstance(local, LocalRouterMetrics) and local.traffic is platform.target
+    assert isinstance(local, LocalRouterMetrics) and local.traffic is platform.target.metrics
 
+    # a platform whose router counts nothing (Kubernetes without a mesh) needs Prometheus
+    no_metrics = dataclasses.replace(platform.target, metrics=None)
     with pytest.raises(MetricSourceError, match=r"\[targets\.prometheus\]"):
-        metric_source_for(platform.project.config, "hello", "production", _NoMetricsTarget())  # type: ignore[arg-type]
+        metric_source_for(platform.project.config, "hello", "production", no_metrics)
 
 
 # -- Prometheus scraping the real local router --------------------------------------------------------------------

@@ -12,9 +12,10 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from deploy_mcp.config.schema import (
     Analysis,
@@ -26,6 +27,7 @@ from deploy_mcp.config.schema import (
     Thresholds,
     Tier,
 )
+from deploy_mcp.core.platform import EXACT, RouterCapabilities, replica_split
 from deploy_mcp.core.policy import ENTERPRISE_MONITORING_SECONDS, Gate, GateKind, requirements
 from deploy_mcp.core.recommend import PlanError, Recommendation, lookup, parse_strategy, recommend_strategy
 from deploy_mcp.core.target import START_ALLOWANCE_SECONDS
@@ -34,6 +36,7 @@ from deploy_mcp.core.units import human_duration, milliseconds, percent
 __all__ = [
     "START_ALLOWANCE_SECONDS",
     "Action",
+    "CheckVia",
     "ChosenBy",
     "Gate",
     "GateKind",
@@ -47,6 +50,17 @@ __all__ = [
 
 Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
 ChosenBy = Literal["requested", "configured", "recommended"]
+
+
+class CheckVia(StrEnum):
+    """How a ``check`` step reaches what it checks; a step without one checks its version's preview."""
+
+    PREVIEW = "preview"
+    """Health and smoke against one version only, before it takes traffic."""
+    INSTANCES = "instances"
+    """Every instance of the version probed by the platform (no preview: the smoke tests wait for the service)."""
+    SERVICE = "service"
+    """Health and smoke as users reach the service."""
 
 
 _RISK = {
@@ -69,7 +83,7 @@ class PlanStep(_Model):
 
     Parameters by action: start/scale (version, replicas), stop (version), set_weights (weights: version ->
     percent of traffic), analyze (seconds = bake time, interval), flag (percentage), pause (seconds for a timed
-    wait; none means wait for a human decision). ``index`` counts from 1, as people read it.
+    wait; none means wait for a human decision), check (version, via). ``index`` counts from 1, as people read it.
     """
 
     index: int
@@ -81,6 +95,7 @@ class PlanStep(_Model):
     seconds: float | None = None
     interval: float | None = None
     percentage: int | None = None
+    via: CheckVia | None = None
 
 
 class Plan(_Model):
@@ -108,6 +123,9 @@ class Plan(_Model):
     expected_downtime_seconds: float
     warnings: list[str]
     rollback: str
+    capabilities: RouterCapabilities = Field(
+        default=EXACT, description="what the platform's traffic router can do; the steps show the split it can make"
+    )
 
 
 VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -136,11 +154,15 @@ def build_plan(
     strategy: StrategyName | str | None = None,
     *,
     current_version: str | None = None,
+    capabilities: RouterCapabilities = EXACT,
 ) -> Plan:
     """The plan for shipping ``version`` of ``service`` to ``environment``; changes nothing.
 
     The strategy is the caller's if given, else the one written in the environment's section, else the
-    recommendation; the recommendation is always included so a deviation from it is visible.
+    recommendation; the recommendation is always included so a deviation from it is visible. ``capabilities``
+    are the platform router's: without exact weights a canary's steps are the replica ratios the platform can make
+    (and say what was requested), without a preview the checks before traffic probe the instances and the smoke
+    tests run through the service once the new version takes traffic.
     """
     svc, env = lookup(config, service, environment)
     check_version(version)
@@ -179,6 +201,7 @@ def build_plan(
         replicas=env.replicas or svc.replicas,
         production=production,
         human_pause=production and config.mode == Mode.BROWNFIELD_ENTERPRISE,
+        capabilities=capabilities,
     )
     steps = _BUILDERS[chosen](ctx)
     downtime = START_ALLOWANCE_SECONDS if chosen == StrategyName.RECREATE and current_version else 0.0
@@ -204,6 +227,7 @@ def build_plan(
         expected_downtime_seconds=downtime,
         warnings=_warnings(ctx, chosen, chosen_by, recommendation, steps, downtime),
         rollback=_rollback(ctx, chosen),
+        capabilities=capabilities,
     )
 
 
@@ -221,6 +245,7 @@ class _Context:
     replicas: int
     production: bool
     human_pause: bool
+    capabilities: RouterCapabilities = EXACT
 
     @property
     def analysis(self) -> Analysis:
@@ -234,6 +259,8 @@ class _Steps:
         self.ctx = ctx
         self.items: list[PlanStep] = []
         self.analysis_shares: list[tuple[int, float]] = []
+        self.notes: list[str] = []
+        """What the platform changed in the requested steps, for the warnings."""
 
     def add(self, action: Action, description: str, **params: object) -> None:
         self.items.append(
@@ -257,11 +284,31 @@ class _Steps:
         )
 
     def check(self, version: str) -> None:
-        self.add(
-            "check",
-            f"Run the health and smoke checks straight against {version}, before it takes traffic.",
-            version=version,
-        )
+        """Before ``version`` takes traffic: its preview, or its instances one by one when there is none."""
+        if self.ctx.capabilities.preview:
+            self.add(
+                "check",
+                f"Run the health and smoke checks straight against {version}, before it takes traffic.",
+                version=version,
+            )
+        else:
+            self.add(
+                "check",
+                f"Probe the health of every instance of {version}, before it takes traffic (this platform cannot "
+                "send a request to one version alone, so the smoke tests run through the service once it serves).",
+                version=version,
+                via=CheckVia.INSTANCES,
+            )
+
+    def check_service(self, version: str) -> None:
+        """Without a preview, the smoke tests reach ``version`` only once it serves: right after the switch."""
+        if not self.ctx.capabilities.preview:
+            self.add(
+                "check",
+                f"Run the health and smoke checks through the service, now that {version} takes all traffic.",
+                version=version,
+                via=CheckVia.SERVICE,
+            )
 
     def weights(self, weights: dict[str, int], description: str) -> None:
         self.add("set_weights", description, weights=weights)
@@ -300,6 +347,7 @@ def _first_deployment(ctx: _Context, steps: _Steps, *, route: bool) -> _Steps:
     steps.check(new)
     if route:
         steps.weights({new: 100}, f"Send all traffic to {new}.")
+        steps.check_service(new)
     steps.analyze(1.0, f"Analyze {new} under all traffic.")
     return steps
 
@@ -372,6 +420,7 @@ def _blue_green(ctx: _Context) -> _Steps:
     steps.check(new)
     steps.human_pause(f"{new}")
     steps.weights({old: 0, new: 100}, f"Switch all traffic from {old} to {new}.")
+    steps.check_service(new)
     steps.analyze(1.0, f"Post-promotion analysis of {new}; a failure switches traffic back to {old}.")
     delay = ctx.env.scale_down_delay
     steps.pause(f"Keep {old} warm for {human_duration(delay)} so switching back stays instant.", seconds=delay)
@@ -380,12 +429,14 @@ def _blue_green(ctx: _Context) -> _Steps:
 
 
 def _canary(ctx: _Context) -> _Steps:
-    """Shift traffic in the environment's steps; the old version keeps its full size until the end, so a
-    rollback is one weight change."""
+    """Shift traffic in the environment's steps; with exact weights the old version keeps its full size until the
+    end, so a rollback is one weight change."""
     steps = _Steps(ctx)
-    new, old, total = ctx.version, ctx.old, ctx.replicas
-    if old is None:
+    if ctx.old is None:
         return _first_deployment(ctx, steps, route=True)
+    if not ctx.capabilities.exact_weights:
+        return _canary_by_replicas(ctx, steps, ctx.old)
+    new, old, total = ctx.version, ctx.old, ctx.replicas
     running = 0
     for weight in ctx.env.steps:
         if weight >= 100:
@@ -403,16 +454,70 @@ def _canary(ctx: _Context) -> _Steps:
         steps.weights(
             {old: 100 - weight, new: weight}, f"Send {weight}% of traffic to {new}, {100 - weight}% to {old}."
         )
-        # The runner compares with the old version only while it takes traffic, and only if the analysis says so.
-        if weight >= 100:
-            against = f"the thresholds alone ({old} takes no traffic now: no baseline to compare with)"
-        elif ctx.analysis.compare_baseline:
-            against = f"{old} as the baseline"
-        else:
-            against = "the thresholds alone (analysis.compare_baseline is off)"
-        steps.analyze(weight / 100, f"Analyze {new} at {weight}% of traffic against {against}.")
+        steps.analyze(weight / 100, f"Analyze {new} at {weight}% of traffic against {_against(ctx, weight)}.")
     steps.stop(old, f"Stop {old}; {new} serves all traffic.")
     return steps
+
+
+def _canary_by_replicas(ctx: _Context, steps: _Steps, old: str) -> _Steps:
+    """No traffic router: a version's share is its share of the ready instances (Argo Rollouts' basic canary), so
+    each step is the nearest split at or above the one requested that the replica count can make, the service
+    keeps its size (the old version shrinks as the canary grows), and a step that makes the same split as the one
+    before is left out. The configured steps always end at 100%."""
+    new, total = ctx.version, ctx.replicas
+    running_new, running_old, last_share = 0, total, 0
+    for weight in ctx.env.steps:
+        split = replica_split(weight, total)
+        share = split.share
+        if share <= last_share:
+            steps.notes.append(
+                f"{weight}% requested: left out, {total} replicas make no split closer to it than {last_share}%"
+            )
+            continue
+        if weight >= 100:
+            steps.human_pause(f"100% on {new}")
+        made = (
+            f"{share}%"
+            if split.exact
+            else f"{weight}% requested, {share}% possible with {total} replicas ({_count(split.new)})"
+        )
+        if not split.exact:
+            steps.notes.append(made)
+        if split.new > running_new:
+            if running_new == 0:
+                steps.start(
+                    new, split.new, f"Start {_count(split.new)} of {new} as the canary ({made}), with no traffic."
+                )
+            else:
+                steps.scale(new, split.new, f"Scale {new} to {_count(split.new)} ({made}).")
+            steps.wait_ready(new, split.new)
+            if running_new == 0:
+                steps.check(new)
+            running_new = split.new
+        if 0 < split.old < running_old:
+            steps.scale(old, split.old, f"Scale {old} down to {_count(split.old)}, so the service keeps {total}.")
+            running_old = split.old
+        steps.weights(
+            {old: 100 - share, new: share},
+            f"Send {share}% of traffic to {new}, {100 - share}% to {old}"
+            + ("." if split.exact else f" ({made}: traffic follows the instance count on this platform)."),
+        )
+        if share >= 100:
+            steps.check_service(new)
+        steps.analyze(share / 100, f"Analyze {new} at {share}% of traffic against {_against(ctx, share)}.")
+        last_share = share
+    steps.stop(old, f"Stop {old}; {new} serves all traffic.")
+    return steps
+
+
+def _against(ctx: _Context, weight: int) -> str:
+    """What a canary step's analysis compares with: the old version only while it takes traffic, and only if the
+    analysis says so."""
+    if weight >= 100:
+        return f"the thresholds alone ({ctx.old} takes no traffic now: no baseline to compare with)"
+    if ctx.analysis.compare_baseline:
+        return f"{ctx.old} as the baseline"
+    return "the thresholds alone (analysis.compare_baseline is off)"
 
 
 def _recreate(ctx: _Context) -> _Steps:
@@ -440,6 +545,7 @@ def _feature_flag(ctx: _Context) -> _Steps:
         steps.weights({new: 100}, f"Send all traffic to {new}, flag still off.")
     else:
         steps.weights({old: 0, new: 100}, f"Move all traffic from {old} to {new}, flag still off.")
+    steps.check_service(new)
     steps.analyze(1.0, f"Analyze {new} with the flag off: the build must be sound before any user sees the feature.")
     if old is not None:
         delay = ctx.env.scale_down_delay
@@ -540,6 +646,19 @@ def _warnings(
                 f"{ctx.environment} does not require a successful deployment elsewhere first; production is "
                 f"normally gated on staging: add requires = [{', '.join(repr(o) for o in others)}]."
             )
+    if steps.notes:
+        warnings.append(
+            f"This platform has no traffic router: a version's share of traffic is its share of the ready instances, "
+            f"so with {ctx.replicas} replicas the canary steps are the splits it can make: "
+            + "; ".join(steps.notes)
+            + ". Add replicas for finer steps, or a traffic router (Gateway API) for exact weights."
+        )
+    if not ctx.capabilities.preview and any(step.via is CheckVia.INSTANCES for step in steps.items):
+        warnings.append(
+            f"This platform cannot send a request to {ctx.version} alone before it takes traffic (no preview): the "
+            "check before traffic probes the health of each instance, and the smoke tests run through the service "
+            f"once {ctx.version} serves."
+        )
     release = ctx.svc.versions.get(ctx.version)
     if release is not None and release.migrations_irreversible:
         warnings.append(
@@ -581,7 +700,13 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
         prefix = f"Fix forward if {new}'s irreversible migrations have run; only before that is a rollback safe: "
     if old is None and strategy != StrategyName.FEATURE_FLAG:
         return prefix + f"There is no previous version to return to: rolling back means stopping {new}."
-    if strategy == StrategyName.CANARY:
+    if strategy == StrategyName.CANARY and not ctx.capabilities.exact_weights:
+        sentence = (
+            f"During the ramp, {old} still runs, with fewer instances as {new} grows: it is scaled back to full size "
+            f"and takes all traffic again. After the ramp finished, {old} was stopped, so it is started again at full "
+            f"size, checked and given all traffic at once. Then {new} is stopped."
+        )
+    elif strategy == StrategyName.CANARY:
         sentence = (
             f"During the ramp, {old} still runs at full size: {new}'s weight goes to 0 and {old} takes all traffic "
             f"again. After the ramp finished, {old} was stopped, so it is started again at full size, checked and "

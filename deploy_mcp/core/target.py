@@ -1,14 +1,9 @@
-"""What the runner needs from a platform, and the shapes it gets back.
+"""The shapes a platform and the runner exchange: releases, states, health probes, metrics, and the error.
 
-One Protocol covers the local platform, Kubernetes and ECS because every one of them can do the same six things:
-report what runs, start a version at a size, scale it, move traffic between versions, drain and stop a version,
-and probe health. Differences stay behind the Protocol: Kubernetes without a mesh approximates weights with
-replica counts, ECS shifts weights on an ALB listener, the local platform routes by weight itself. A driver says
-what it can do in ``capabilities`` so plans never promise a 95/5 split on a platform that cannot make one.
-
-Methods are blocking on purpose: the Kubernetes client and boto3 are synchronous, and an asyncio caller simply
-runs a call in a worker thread (``asyncio.to_thread``). Every error a user or agent can cause is a ``TargetError``
-whose message names the field and the fix; ``code`` lets the runner branch on it without parsing the message.
+The platform itself (workload, traffic router, prober, flag provider) is described in ``core.platform``; these
+shapes are shared by every part and every driver, so a state read from Kubernetes looks like one read locally.
+Every error a user or agent can cause is a ``TargetError`` whose message names the field and the fix; ``code``
+lets the runner branch on it without parsing the message.
 """
 
 from __future__ import annotations
@@ -49,6 +44,8 @@ class ErrorCode(StrEnum):
     NOT_RUNNING = "not_running"
     START_FAILED = "start_failed"
     UNAVAILABLE = "unavailable"
+    NO_PREVIEW = "no_preview"
+    WEIGHTS_NOT_APPLIED = "weights_not_applied"
 
 
 class TargetError(UserError):
@@ -192,69 +189,6 @@ class MetricSnapshot(Model):
     p95_ms: float | None = None
     p99_ms: float | None = None
     requests_per_second: float = 0.0
-
-
-class TargetCapabilities(Model):
-    """What a driver can really do, so a plan never relies on a feature the platform lacks."""
-
-    weighted_traffic: bool = Field(description="exact per-version traffic weights (else approximated by replicas)")
-    version_endpoint: bool = Field(description="a URL that reaches one version only (a preview)")
-    in_process_metrics: bool = Field(description="per-version RED metrics without an external metric source")
-
-
-@runtime_checkable
-class Target(Protocol):
-    """A platform that runs versions of a service side by side and splits traffic between them."""
-
-    kind: str
-    capabilities: TargetCapabilities
-
-    def state(self, service: str, environment: str) -> TargetState:
-        """What runs now; never raises for a service that simply has nothing running."""
-        ...
-
-    def start_version(
-        self, service: str, environment: str, release: Release, replicas: int, *, timeout: float | None = None
-    ) -> None:
-        """Run ``replicas`` instances of a release and return once all are ready.
-
-        A new version receives no traffic, except the first version of an environment, which gets all of it.
-        Raises TargetError (crash_loop, command_not_found, health_timeout, port_in_use...) and leaves nothing of
-        that version running.
-        """
-        ...
-
-    def scale(
-        self, service: str, environment: str, version: str, replicas: int, *, timeout: float | None = None
-    ) -> None:
-        """Grow (waiting for readiness) or shrink (draining first) a running version."""
-        ...
-
-    def set_weights(self, service: str, environment: str, weights: Mapping[str, int]) -> None:
-        """Split traffic; weights are 0-100 and sum to 100, versions left out get 0.
-
-        A weight above 0 for a version with no ready instance is refused.
-        """
-        ...
-
-    def stop_version(self, service: str, environment: str, version: str, *, drain_timeout: float = 10.0) -> None:
-        """No new requests, in-flight ones finish (up to drain_timeout), then SIGTERM, then SIGKILL.
-
-        Refused while the version still has a traffic weight and another version could take it.
-        """
-        ...
-
-    def health(self, service: str, environment: str, version: str | None = None) -> list[InstanceHealth]:
-        """Probe every instance (of one version) now."""
-        ...
-
-    def endpoint(self, service: str, environment: str) -> str:
-        """The URL users reach: the weighted router, the ingress, the load balancer."""
-        ...
-
-    def version_endpoint(self, service: str, environment: str, version: str) -> str:
-        """A URL that reaches only this version, for smoke tests before it gets traffic."""
-        ...
 
 
 @runtime_checkable

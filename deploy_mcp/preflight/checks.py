@@ -616,7 +616,7 @@ def current_health(facts: Facts) -> CheckResult:
         serving = facts.app.serving_version(facts.service, facts.environment)
         if serving is None:
             return _not_applicable(facts, name, f"nothing serves {facts.service} in {facts.environment} yet")
-        summary = check_instances(facts.app.target(facts.service), facts.service, facts.environment)
+        summary = check_instances(facts.app.platform(facts.service), facts.service, facts.environment)
     except Exception as exc:  # the platform is down or unreachable: a warning here, the deploy will say more
         return _result(facts, name, False, f"could not ask the platform: {exc}", "check the platform is reachable")
     return _result(

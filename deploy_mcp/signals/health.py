@@ -1,4 +1,8 @@
-"""Health: is one URL healthy right now, and are all instances of a service healthy on their platform.
+"""Health: is one service (or version) healthy right now, and are all instances of a service healthy on their platform.
+
+Requests go through an ``httpx.Client`` the platform's prober hands out (``Prober.http_client``): its base URL may
+be a local router, a version's preview, or the Kubernetes API server's service proxy, and this module never builds
+one. A plain URL is still accepted for a quick check by hand.
 
 The rule is the skill's: a 2xx answer, and when the body is JSON with a ``status`` field, that status says so.
 The skill writes "healthy" and its references write "ok", so both count, in any case. Anything else (a
@@ -20,7 +24,7 @@ from deploy_mcp.core.target import ErrorCode, InstanceHealth, TargetError
 if TYPE_CHECKING:
     import httpx
 
-    from deploy_mcp.core.target import Target
+    from deploy_mcp.core.platform import Platform
 
 HEALTHY_STATUSES = frozenset({"ok", "healthy"})
 BODY_EXCERPT = 200
@@ -57,14 +61,24 @@ class HealthSummary(BaseModel):
     detail: str
 
 
-def check_health(url: str, *, timeout: float = 5.0) -> HealthCheck:
-    """GET ``url`` once and judge it; never raises for network errors."""
+def check_health(where: httpx.Client | str, path: str = "", *, timeout: float = 5.0) -> HealthCheck:
+    """GET ``path`` once through ``where`` (a prober's client, or a full URL) and judge it; never raises for
+    network errors."""
     import httpx
 
+    if isinstance(where, str):
+        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+            return check_health(client, where + path, timeout=timeout)
+    client = where
+    headers = {"Accept": "application/json", "User-Agent": "deploy-mcp-health"}
+    try:
+        request = client.build_request("GET", path, headers=headers, timeout=timeout)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return HealthCheck(url=str(path), healthy=False, detail=describe_failure(str(path), exc, timeout))
+    url = str(request.url)
     started = time.perf_counter()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-            response = client.get(url, headers={"Accept": "application/json", "User-Agent": "deploy-mcp-health"})
+        response = client.send(request, follow_redirects=False)
     except httpx.HTTPError as exc:
         return HealthCheck(url=url, healthy=False, detail=describe_failure(url, exc, timeout))
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -136,15 +150,15 @@ def _excerpt(response: httpx.Response) -> str:
     return f": {text}" if text else ""
 
 
-def check_instances(target: Target, service: str, environment: str, version: str | None = None) -> HealthSummary:
-    """Probe every instance through the platform now; nothing running is an unhealthy answer, not an error.
+def check_instances(platform: Platform, service: str, environment: str, version: str | None = None) -> HealthSummary:
+    """Probe every instance through the platform's prober now; nothing running is an unhealthy answer, not an error.
 
     A typo in the service or environment still raises the target's error, because that is the caller's mistake
     to fix, not the service's state.
     """
     try:
-        probes = target.health(service, environment, version)
-        state = target.state(service, environment)
+        probes = platform.prober.health(service, environment, version)
+        state = platform.workload.state(service, environment)
     except TargetError as exc:
         if exc.code not in (ErrorCode.NOT_RUNNING, ErrorCode.UNAVAILABLE, ErrorCode.NO_INSTANCES):
             raise

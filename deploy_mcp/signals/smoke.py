@@ -43,22 +43,25 @@ class SmokeReport(BaseModel):
     summary: str
 
 
-def run_smoke(base_url: str, checks: list[str], *, timeout: float = 10.0, health_path: str = "/health") -> SmokeReport:
-    """Run every check against ``base_url`` (a router, or one version's preview endpoint); never raises for
-    network errors: a check that got no answer fails with the reason."""
+def run_smoke(
+    where: httpx.Client | str, checks: list[str], *, timeout: float = 10.0, health_path: str = "/health"
+) -> SmokeReport:
+    """Run every check through ``where``: a prober's client (the service as users reach it, or one version's
+    preview) or a base URL; never raises for network errors: a check that got no answer fails with the reason."""
     from concurrent.futures import ThreadPoolExecutor
 
     import httpx
 
-    base = base_url.rstrip("/")
+    if isinstance(where, str):
+        limits = httpx.Limits(max_connections=MAX_PARALLEL)
+        with httpx.Client(base_url=where, timeout=timeout, follow_redirects=False, limits=limits) as client:
+            return run_smoke(client, checks, timeout=timeout, health_path=health_path)
+    client = where
+    base = str(client.base_url).rstrip("/")
     if not checks:
         return SmokeReport(base_url=base, passed=True, summary=f"no smoke checks are configured for {base}")
-    limits = httpx.Limits(max_connections=MAX_PARALLEL)
-    with (
-        httpx.Client(timeout=timeout, follow_redirects=False, limits=limits) as client,
-        ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(checks))) as pool,
-    ):
-        results = list(pool.map(lambda check: _run_check(client, base, check, timeout, health_path), checks))
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(checks))) as pool:
+        results = list(pool.map(lambda check: _run_check(client, check, timeout, health_path), checks))
     failed = [r for r in results if not r.passed]
     if not failed:
         summary = f"all {len(results)} smoke check(s) passed against {base}"
@@ -70,17 +73,23 @@ def run_smoke(base_url: str, checks: list[str], *, timeout: float = 10.0, health
     return SmokeReport(base_url=base, passed=not failed, results=results, summary=summary)
 
 
-def _run_check(client: httpx.Client, base: str, check: str, timeout: float, health_path: str) -> SmokeResult:
+def _run_check(client: httpx.Client, check: str, timeout: float, health_path: str) -> SmokeResult:
     import httpx
 
     expect_missing = check.startswith("!")
     path = check[1:] if expect_missing else check
-    url = base + (path if path.startswith("/") else "/" + path)
+    path = path if path.startswith("/") else "/" + path
     is_health = not expect_missing and path.split("?", 1)[0] == health_path
     limit = min(timeout, HEALTH_TIMEOUT) if is_health else timeout
+    headers = {"User-Agent": "deploy-mcp-smoke"}
+    try:
+        request = client.build_request("GET", path, timeout=limit, headers=headers)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return SmokeResult(check=check, url=path, passed=False, detail=describe_failure(path, exc, limit))
+    url = str(request.url)
     started = time.perf_counter()
     try:
-        response = client.get(url, timeout=limit, headers={"User-Agent": "deploy-mcp-smoke"})
+        response = client.send(request, follow_redirects=False)
     except httpx.HTTPError as exc:
         return SmokeResult(check=check, url=url, passed=False, detail=describe_failure(url, exc, limit))
     latency_ms = round((time.perf_counter() - started) * 1000, 2)

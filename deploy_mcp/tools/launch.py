@@ -52,7 +52,15 @@ def start_deployment(
     config = app.require_config()
     runner = app.runner()
     current = app.serving_version(service, environment)
-    plan = build_plan(config, service, version, environment, strategy, current_version=current)
+    plan = build_plan(
+        config,
+        service,
+        version,
+        environment,
+        strategy,
+        current_version=current,
+        capabilities=app.platform(service).capabilities,
+    )
     commits = release_commits(app.project.root, plan.version)
     claimant = f"{PROVISIONAL_CLAIM_PREFIX}{uuid.uuid4().hex}"
     approval = claim_for_deploy(app, service, plan.version, environment, change_id, claimant)

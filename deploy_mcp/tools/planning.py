@@ -26,4 +26,12 @@ def plan_deployment(
     """
     config = app.require_config()
     current = app.serving_version(service, environment)
-    return build_plan(config, service, version, environment, strategy, current_version=current)
+    return build_plan(
+        config,
+        service,
+        version,
+        environment,
+        strategy,
+        current_version=current,
+        capabilities=app.platform(service).capabilities,
+    )

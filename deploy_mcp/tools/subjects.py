@@ -62,7 +62,15 @@ def deploy_subject(
     config = app.require_config()
     ledger = app.existing_ledger()
     current = current_version(app, service, environment)
-    plan = build_plan(config, service, version, environment, strategy, current_version=current)
+    plan = build_plan(
+        config,
+        service,
+        version,
+        environment,
+        strategy,
+        current_version=current,
+        capabilities=app.platform(service).capabilities,
+    )
     decision = check_policy(
         app,
         action="deploy",
@@ -146,7 +154,7 @@ def rollback_subject(app: App, service: str, environment: str, to: str | None, r
         service,
         environment,
         to,
-        state=lambda: app.target(service).state(service, environment),
+        state=lambda: app.platform(service).state(service, environment),
         releases=config.services[service].versions,
     )
     current, version, proof = target.current, target.version, target.proof

@@ -36,7 +36,7 @@ from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status
 from deploy_mcp.core.runner.base import RunnerError
 from deploy_mcp.core.runner.rollback import choose_target, crossing_blocker, current_deployment, lifted
-from deploy_mcp.core.target import MetricSnapshot, TargetState
+from deploy_mcp.core.target import MetricSnapshot, TargetError, TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.signals.health import HealthSummary, check_instances
 from deploy_mcp.signals.metrics import MetricSourceError, metric_source_for
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from deploy_mcp.config.schema import ReleaseOverride
+    from deploy_mcp.core.platform import Platform
     from deploy_mcp.ledger.base import Ledger
 
 Verdict = Literal["pass", "warn", "fail"]
@@ -135,18 +136,16 @@ def validate(
     ledger = app.existing_ledger()
     asked = _asked(ledger, service, environment, deployment_id)
     current = current_deployment(ledger, service, environment) if ledger else None
-    target = app.target(service)
-    state = target.state(service, environment)
+    platform = app.platform(service)
+    state = platform.workload.state(service, environment)
     if not state.versions and not (ledger and ledger.list(service=service, environment=environment, limit=1)):
         raise UserError(
             f"nothing has been deployed to {service} in {environment}: the ledger has no deployment there and "
             "nothing runs, so there is nothing to validate and nothing to roll back; deploy a version first"
         )
     record = asked or current
-    health = check_instances(target, service, environment)
-    smoke = (
-        run_smoke(target.endpoint(service, environment), svc.smoke, health_path=svc.health) if state.running else None
-    )
+    health = check_instances(platform, service, environment)
+    smoke = _smoke(platform, service, environment, svc.smoke, svc.health) if state.running else None
     version = record.version if record and record.version in state.serving else next(iter(state.serving), None)
     prior, no_prior = _recorded_baseline(ledger, current)
     metrics = _metrics(app, service, environment, state.serving, version, prior, no_prior)
@@ -189,6 +188,16 @@ def validate(
         report.recorded, note = _remember(app, candidate, report)
     report.record_note = note
     return report
+
+
+def _smoke(platform: Platform, service: str, environment: str, checks: list[str], health_path: str) -> SmokeReport:
+    """The smoke tests as users reach the service, through the platform's prober (never a URL built here)."""
+    try:
+        client = platform.prober.http_client(service, environment)
+    except TargetError as exc:
+        return SmokeReport(base_url="", passed=False, summary=f"the smoke tests could not reach the service: {exc}")
+    with client:
+        return run_smoke(client, list(checks), health_path=health_path)
 
 
 def _asked(ledger: Ledger | None, service: str, environment: str, deployment_id: str | None) -> DeploymentRecord | None:
@@ -246,7 +255,7 @@ def _metrics(
     window = max(env.analysis.bake, env.analysis.interval)
     baseline_version = next((v for v in serving if v != version), None)
     try:
-        source = metric_source_for(config, service, environment, app.target(service))
+        source = metric_source_for(config, service, environment, app.platform(service))
         numbers = source.snapshot(service, environment, [v for v in (version, baseline_version) if v], window)
     except MetricSourceError as exc:
         return MetricCheck(

@@ -62,6 +62,7 @@ export default defineConfig({
         items: [
           { text: 'The SHIP loop', link: '/concepts/ship-loop' },
           { text: 'Strategies', link: '/concepts/strategies' },
+          { text: 'Platforms', link: '/concepts/platforms' },
           { text: 'Analysis and gates', link: '/concepts/analysis' },
           { text: 'Policy and modes', link: '/concepts/policy' },
           { text: 'Approvals', link: '/concepts/approvals' },

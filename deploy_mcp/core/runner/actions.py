@@ -5,25 +5,34 @@ Idempotence is what makes resuming safe: a process killed in the middle of a ste
 only tops it up, ``stop`` of a version that is gone does nothing, and weights are set absolutely.
 
 "Traffic follows instances": a plan that never sets weights (rolling, recreate) means each version serves in
-proportion to its ready instances, which Kubernetes does by itself; on a platform with exact weights the runner
-sets them after every size change, and moves a version's share away before shrinking or stopping it.
+proportion to its ready instances. The runner sets that split after every size change (on a router with exact
+weights it also moves a version's share away before shrinking it; a router whose weights are replica ratios drains
+by itself), and moves a version's whole share away before stopping it.
+
+Every platform call of a deployment, an undo included, goes through this class, and through the platform's parts:
+the workload for instances, the router for weights (read back after every change: a router that did not apply a
+split is an error, not a hope), the prober for every health and smoke request, the flag provider for flags.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deploy_mcp.config.schema import Service
-from deploy_mcp.core.plans import PlanStep
+from deploy_mcp.core.plans import CheckVia, PlanStep
+from deploy_mcp.core.platform import Platform, proportional, same_split
 from deploy_mcp.core.runner.base import Context, RunnerError
-from deploy_mcp.core.target import Release, Target, TargetError, TargetState
+from deploy_mcp.core.target import ErrorCode, Release, TargetError, TargetState
+
+if TYPE_CHECKING:
+    import httpx
 
 READY_POLL_SECONDS = 0.2
+VERIFY_SECONDS = 10.0
+"""How long a router may take to show a split it accepted (a Service's endpoints follow pods within seconds)."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +56,13 @@ class Actions:
         self.service = service
         self.environment = environment
         self.config: Service = ctx.service(service)
-        self.target: Target = ctx.targets(service)
-        self.follow_instances = follow_instances and self.target.capabilities.weighted_traffic
+        self.platform: Platform = ctx.platforms(service)
+        self.workload = self.platform.workload
+        self.router = self.platform.router
+        self.follow_instances = follow_instances
 
     def state(self) -> TargetState:
-        return self.target.state(self.service, self.environment)
+        return self.workload.state(self.service, self.environment)
 
     def release(self, version: str) -> Release:
         return Release.resolve(self.service, self.config, version)
@@ -65,9 +76,9 @@ class Actions:
                 say(f"{version} already runs {current.ready} ready instance(s); nothing to start")
             else:
                 say(f"{version} already runs; scaling it to {replicas}")
-                self.target.scale(self.service, self.environment, version, replicas, timeout=self.ctx.ready_timeout)
+                self.workload.scale(self.service, self.environment, version, replicas, timeout=self.ctx.ready_timeout)
         else:
-            self.target.start_version(
+            self.workload.start_version(
                 self.service, self.environment, self.release(version), replicas, timeout=self.ctx.ready_timeout
             )
         self._rebalance()
@@ -78,9 +89,9 @@ class Actions:
             raise TargetError(f"{self.service}/{self.environment} has no version {version} to scale; start it first")
         if replicas < current.replicas:
             self._rebalance({version: replicas})
-            self.target.scale(self.service, self.environment, version, replicas, timeout=self.ctx.ready_timeout)
+            self.workload.scale(self.service, self.environment, version, replicas, timeout=self.ctx.ready_timeout)
         else:
-            self.target.scale(self.service, self.environment, version, replicas, timeout=self.ctx.ready_timeout)
+            self.workload.scale(self.service, self.environment, version, replicas, timeout=self.ctx.ready_timeout)
             self._rebalance()
 
     def wait_ready(self, version: str, replicas: int) -> str:
@@ -110,103 +121,118 @@ class Actions:
             return False
         if current.weights.get(version, 0) > 0:
             self._rebalance({version: 0}, state=current)
-        self.target.stop_version(self.service, self.environment, version, drain_timeout=self.ctx.drain_timeout)
+        self.workload.stop_version(self.service, self.environment, version, drain_timeout=self.ctx.drain_timeout)
         return True
 
     # -- traffic -------------------------------------------------------------------------------------------------
 
-    def set_weights(self, weights: Mapping[str, int]) -> None:
-        self.target.set_weights(self.service, self.environment, dict(weights))
+    def set_weights(self, weights: Mapping[str, int]) -> dict[str, int]:
+        """Set a split and read it back from the platform; returns the split in force.
+
+        A router with exact weights must show exactly what was asked; one whose weights are replica ratios may
+        differ by a point of rounding. Anything else, within VERIFY_SECONDS, is a TargetError (weights_not_applied)
+        that fails the step: traffic is not where the plan said, so nothing may be judged on it.
+        """
+        asked = dict(weights)
+        self.router.set_weights(self.service, self.environment, asked)
+        tolerance = 0 if self.router.capabilities.exact_weights else 1
+        deadline = time.monotonic() + VERIFY_SECONDS
+        while True:
+            applied = self.router.verify_weights(self.service, self.environment)
+            if same_split(asked, applied, tolerance=tolerance):
+                return applied
+            if time.monotonic() >= deadline:
+                raise TargetError(
+                    f"the traffic router of {self.service}/{self.environment} did not apply the split: asked "
+                    f"{_split(asked)}, the platform reports {_split(applied)}",
+                    ErrorCode.WEIGHTS_NOT_APPLIED,
+                )
+            time.sleep(READY_POLL_SECONDS)
 
     def _rebalance(self, planned: Mapping[str, int] | None = None, *, state: TargetState | None = None) -> None:
         """Keep traffic where the instances are; ``planned`` gives counts about to change (0: about to go).
 
         With explicit weights (canary, blue-green) only a version about to go has its share moved, to the others
-        in proportion to theirs; the plan's own weight steps normally did that already.
+        in proportion to theirs; the plan's own weight steps normally did that already. A router without exact
+        weights can only make the ready-instance ratio of the versions it serves, so that is what it is given, and a
+        size about to shrink is left to the platform (it drains an instance before removing it).
         """
         current = state or self.state()
+        exact = self.router.capabilities.exact_weights
+        planned = dict(planned or {})
         if self.follow_instances:
             counts = {v.version: v.ready for v in current.versions}
-            counts.update(planned or {})
+            if exact:
+                counts.update(planned)
+            else:
+                counts = {v: n for v, n in counts.items() if planned.get(v) != 0}
             weights = proportional(counts)
         else:
-            going = {v for v, n in (planned or {}).items() if n == 0 and current.weights.get(v, 0) > 0}
+            going = {v for v, n in planned.items() if n == 0 and current.weights.get(v, 0) > 0}
             if not going:
                 return
-            weights = proportional({v: 0 if v in going else w for v, w in current.weights.items()})
+            staying = {v: w for v, w in current.weights.items() if v not in going and w > 0}
+            if not exact:
+                staying = {v.version: v.ready for v in current.versions if v.version in staying}
+            weights = proportional({**dict.fromkeys(going, 0), **staying})
         if weights and any(current.weights.get(v, 0) != w for v, w in weights.items()):
             self.set_weights(weights)
 
     # -- checks and flags ----------------------------------------------------------------------------------------
 
+    def check(self, version: str | None, via: CheckVia | None = None) -> Checks:
+        """The checks of a plan's ``check`` step: through the preview, the instances, or the service."""
+        if via is CheckVia.SERVICE or version is None:
+            return self.check_service()
+        if via is CheckVia.INSTANCES or not self.router.capabilities.preview:
+            return self.check_instances(version)
+        return self.check_version(version)
+
     def check_version(self, version: str) -> Checks:
-        """Health and smoke straight against one version, before it takes traffic."""
-        return self.check_url(self.target.version_endpoint(self.service, self.environment, version))
+        """Health and smoke straight against one version (its preview), before it takes traffic."""
+        with self.platform.prober.http_client(self.service, self.environment, version) as client:
+            return self._check_through(client)
 
     def check_service(self) -> Checks:
-        """Health and smoke through the endpoint users reach."""
-        return self.check_url(self.target.endpoint(self.service, self.environment))
+        """Health and smoke as users reach the service."""
+        with self.platform.prober.http_client(self.service, self.environment) as client:
+            return self._check_through(client)
 
-    def check_url(self, base_url: str) -> Checks:
+    def check_instances(self, version: str) -> Checks:
+        """Without a preview: every instance of ``version`` probed by the platform; the smoke tests cannot reach
+        this version alone, so they wait for the checks through the service (said so, not passed silently)."""
+        from deploy_mcp.signals.health import check_instances
+
+        summary = check_instances(self.platform, self.service, self.environment, version)
+        smoke = (
+            "not run against this version alone: the platform has no preview, so they run through the service "
+            "once it takes traffic"
+        )
+        return Checks(passed=summary.healthy, health=summary.detail, smoke=smoke)
+
+    def _check_through(self, client: httpx.Client) -> Checks:
         from deploy_mcp.signals.health import check_health
         from deploy_mcp.signals.smoke import run_smoke
 
-        base = base_url.rstrip("/")
-        health = check_health(base + self.config.health)
-        smoke = run_smoke(base, list(self.config.smoke), health_path=self.config.health)
+        health = check_health(client, self.config.health)
+        smoke = run_smoke(client, list(self.config.smoke), health_path=self.config.health)
         return Checks(passed=health.healthy and smoke.passed, health=health.detail, smoke=smoke.summary)
 
-    def set_flag(self, percentage: int) -> Path:
-        return write_flag(self.ctx.project.root, self.service, self.config, percentage)
+    def set_flag(self, percentage: int) -> str:
+        """Move the service's flag where the service reads it; returns where that was."""
+        flag = self.config.flag
+        if flag is None:
+            raise RunnerError(
+                f'service {self.service!r} has no feature flag; add [services.{self.service}.flag] with name = "..."'
+            )
+        return self.platform.flags.set_flag(self.service, self.environment, flag.name, percentage)
 
 
-def proportional(counts: Mapping[str, int]) -> dict[str, int]:
-    """Whole percentages in proportion to ``counts``, summing to 100 (largest remainder); {} when all are 0."""
-    total = sum(max(0, n) for n in counts.values())
-    if total == 0:
-        return {}
-    exact = {v: max(0, n) * 100 / total for v, n in counts.items()}
-    weights = {v: int(share) for v, share in exact.items()}
-    leftover = 100 - sum(weights.values())
-    for version in sorted(exact, key=lambda v: exact[v] - weights[v], reverse=True)[:leftover]:
-        weights[version] += 1
-    return weights
+def _split(weights: Mapping[str, int]) -> str:
+    return ", ".join(f"{v}={w}%" for v, w in sorted(weights.items())) or "no split"
 
 
-def write_flag(root: Path, service_name: str, service: Service, percentage: int) -> Path:
-    """Set the service's flag in its flagd JSON file (other flags in the file are kept); atomic replace.
-
-    flagd format: the flag is ENABLED with on/off variants; 0% and 100% are the default variant, anything in
-    between a ``fractional`` targeting rule that splits users by their targeting key.
-    """
-    if service.flag is None:
-        raise RunnerError(
-            f'service {service_name!r} has no feature flag; add [services.{service_name}.flag] with name = "..."'
-        )
-    path = root / service.flag.file
-    try:
-        document = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except (OSError, ValueError) as exc:
-        raise RunnerError(
-            f"services.{service_name}.flag.file {path} is not a readable flagd JSON file: {exc}"
-        ) from None
-    if not isinstance(document, dict):
-        document = {}
-    flags = document.setdefault("flags", {})
-    flag: dict[str, object] = {
-        "state": "ENABLED",
-        "variants": {"on": True, "off": False},
-        "defaultVariant": "on" if percentage >= 100 else "off",
-    }
-    if 0 < percentage < 100:
-        flag["targeting"] = {"fractional": [["on", percentage], ["off", 100 - percentage]]}
-    flags[service.flag.name] = flag
-    document.setdefault("$schema", "https://flagd.dev/schema/v0/flags.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+__all__ = ["Actions", "Checks", "describe_step", "proportional"]
 
 
 def describe_step(step: PlanStep) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from deploy_mcp.config.loader import Project
 from deploy_mcp.core.analysis import MetricsSource
 from deploy_mcp.core.plans import Plan
+from deploy_mcp.core.platform import Platform
 from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Status, Step
 from deploy_mcp.core.runner import control
 from deploy_mcp.core.runner.actions import Actions
@@ -25,7 +26,7 @@ from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, ho
 from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
 from deploy_mcp.core.runner.rollback import plan_rollback, resolve_rollback
-from deploy_mcp.core.target import Target, TargetState
+from deploy_mcp.core.target import TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger import Ledger, LedgerError, LockState
 
@@ -42,7 +43,7 @@ _LIVE = (Status.PENDING, Status.IN_PROGRESS, Status.PAUSED)
 class Runner:
     """Drives deployments of one project against its platforms, writing everything to the ledger.
 
-    ``target`` is one Target for every service or a function from a service name to its Target; ``metrics``
+    ``platform`` is one Platform for every service or a function from a service name to its Platform; ``metrics``
     maps (service, environment) to a metric source (default: ``signals.metrics.metric_source_for``). ``holder``
     names this process in lock refusals; it must differ between processes (the default is unique).
     """
@@ -51,7 +52,7 @@ class Runner:
         self,
         project: Project,
         ledger: Ledger,
-        target: Target | Callable[[str], Target],
+        platform: Platform | Callable[[str], Platform],
         metrics: Callable[[str, str], MetricsSource] | None = None,
         *,
         holder: str | None = None,
@@ -60,11 +61,13 @@ class Runner:
         drain_timeout: float = 10.0,
         on_progress: Progress | None = None,
     ) -> None:
-        targets: Callable[[str], Target] = (lambda _service: target) if isinstance(target, Target) else target
+        platforms: Callable[[str], Platform] = (
+            (lambda _service: platform) if isinstance(platform, Platform) else platform
+        )
         self.ctx = Context(
             project=project,
             ledger=ledger,
-            targets=targets,
+            platforms=platforms,
             metrics=metrics or self._default_metrics,
             holder=holder or default_holder(),
             lease_seconds=lease_seconds,
@@ -85,7 +88,7 @@ class Runner:
     def _default_metrics(self, service: str, environment: str) -> MetricsSource:
         from deploy_mcp.signals.metrics import metric_source_for
 
-        return metric_source_for(self.ctx.project.config, service, environment, self.ctx.targets(service))
+        return metric_source_for(self.ctx.project.config, service, environment, self.ctx.platforms(service))
 
     # -- starting ------------------------------------------------------------------------------------------------
 
@@ -111,7 +114,7 @@ class Runner:
         self.ctx.environment(service, environment)
         self._recover(service, environment)
         self._refuse_unresolved(service, environment)
-        state = self.ctx.targets(service).state(service, environment)
+        state = self.ctx.platforms(service).workload.state(service, environment)
         serving = state.serving[0] if state.serving else None
         if plan.current_version != serving:
             planned = plan.current_version or "nothing"
@@ -445,7 +448,7 @@ class Runner:
                 service,
                 environment,
                 to,
-                state=lambda: self.ctx.targets(service).state(service, environment),
+                state=lambda: self.ctx.platforms(service).workload.state(service, environment),
                 releases=self.ctx.project.config.services[service].versions,
             )
         except UserError as exc:
@@ -455,8 +458,9 @@ class Runner:
         current, version, chosen = target.current, target.version, target.proof
         if expect is not None and expect != (current.id, version):
             raise RunnerError(_changed(expect, f"revert {current.id} ({current.version}) to {version}"))
-        state = target.state or self.ctx.targets(service).state(service, environment)
-        steps = plan_rollback(state, version, self.ctx.full_size(service, environment))
+        state = target.state or self.ctx.platforms(service).workload.state(service, environment)
+        capabilities = self.ctx.platforms(service).router.capabilities
+        steps = plan_rollback(state, version, self.ctx.full_size(service, environment), capabilities)
         claim = self.ledger.acquire_lock(service, environment, self.holder, lease_seconds=self.ctx.lease_seconds)
         if not claim.acquired:
             raise RunnerError(f"cannot roll back now: {claim.describe()}")

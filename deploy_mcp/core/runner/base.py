@@ -1,7 +1,7 @@
 """What every part of the runner shares: its error, its collaborators, and small helpers.
 
 The runner is the one place where a plan meets a platform, so its collaborators are passed in, never imported:
-core never imports a concrete target or metric source (the data flows tool -> runner -> targets + signals ->
+core never imports a concrete platform or metric source (the data flows tool -> runner -> targets + signals ->
 ledger), and tests hand it the real local platform.
 """
 
@@ -23,8 +23,8 @@ from deploy_mcp.errors import UserError
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
     from deploy_mcp.core.analysis import MetricsSource
+    from deploy_mcp.core.platform import Platform
     from deploy_mcp.core.records import DeploymentRecord
-    from deploy_mcp.core.target import Target
     from deploy_mcp.ledger import Ledger
 
 log = logging.getLogger("deploy_mcp.runner")
@@ -81,7 +81,7 @@ class Context:
 
     project: Project
     ledger: Ledger
-    targets: Callable[[str], Target]
+    platforms: Callable[[str], Platform]
     metrics: Callable[[str, str], MetricsSource]
     holder: str
     lease_seconds: float

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from deploy_mcp.core.analysis import AnalysisRun, Measurement, MetricsSource, run_analysis
-from deploy_mcp.core.plans import PlanStep
+from deploy_mcp.core.plans import CheckVia, PlanStep
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status, Step, Validation, Verdict, utcnow
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, log, notify
@@ -238,22 +238,26 @@ class Execution:
             actions.scale(step.version, step.replicas)
         elif action == "set_weights":
             assert step.weights is not None
-            actions.set_weights(step.weights)
+            applied = actions.set_weights(step.weights)
+            serving = ", ".join(f"{v} {w}%" for v, w in applied.items() if w)
+            self._event("note", f"traffic now: {serving or 'none'} (read back from the platform)")
         elif action == "stop":
             assert step.version
             if not actions.stop(step.version):
                 self._event("note", f"{step.version} was not running; nothing to stop")
         elif action == "flag":
-            path = actions.set_flag(step.percentage or 0)
-            self._event("note", f"flag set to {step.percentage or 0}% in {path.name}")
+            where = actions.set_flag(step.percentage or 0)
+            self._event("note", f"flag set to {step.percentage or 0}% in {where}")
         elif action == "check":
-            assert step.version
-            checks = actions.check_version(step.version)
+            checks = actions.check(step.version, step.via)
+            what = (
+                "checks through the service"
+                if step.via is CheckVia.SERVICE or not step.version
+                else f"pre-promotion checks of {step.version}"
+            )
             if not checks.passed:
-                raise _Failed(
-                    self._failed_check(step, f"pre-promotion checks of {step.version} failed: {checks.summary}")
-                )
-            self._verdict(step, Phase.SUCCESSFUL, f"pre-promotion checks of {step.version} passed: {checks.summary}")
+                raise _Failed(self._failed_check(step, f"{what} failed: {checks.summary}"))
+            self._verdict(step, Phase.SUCCESSFUL, f"{what} passed: {checks.summary}")
         elif action == "pause":
             return self._pause_step(step)
         elif action == "analyze":

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from deploy_mcp.config.schema import ReleaseOverride
-from deploy_mcp.core.plans import PlanStep, check_version
+from deploy_mcp.core.plans import CheckVia, PlanStep, check_version
+from deploy_mcp.core.platform import EXACT, RouterCapabilities
 from deploy_mcp.core.records import DeploymentRecord, Status
-from deploy_mcp.core.runner.actions import Actions, write_flag
+from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import RunnerError
 from deploy_mcp.core.target import TargetState
 from deploy_mcp.ledger import Ledger, parse_id
@@ -35,29 +36,20 @@ def undo(actions: Actions, record: DeploymentRecord, full_size: int, say: Callab
     flagged = [s for s in record.steps if s.name == "flag" and s.status != "pending"]
     if flagged and actions.config.flag is not None:
         say(f"turn flag {actions.config.flag.name!r} off (0%)")
-        write_flag(actions.ctx.project.root, actions.service, actions.config, 0)
-    state = actions.state()
+        actions.set_flag(0)
     if stable and stable != new:
-        current = state.version(stable)
+        current = actions.state().version(stable)
         if current is None or current.running == 0:
             say(f"{stable} no longer runs: start it again at full size ({full_size})")
-            actions.target.start_version(
-                actions.service,
-                actions.environment,
-                actions.release(stable),
-                full_size,
-                timeout=actions.ctx.ready_timeout,
-            )
+            actions.start(stable, full_size, say)
         elif current.replicas < full_size:
             say(f"scale {stable} back up to {full_size} instance(s)")
-            actions.target.scale(
-                actions.service, actions.environment, stable, full_size, timeout=actions.ctx.ready_timeout
-            )
+            actions.start(stable, full_size, say)
         say(f"send all traffic back to {stable}")
         actions.set_weights({stable: 100})
     if actions.state().version(new) is not None:
         say(f"stop {new}")
-        actions.target.stop_version(actions.service, actions.environment, new, drain_timeout=actions.ctx.drain_timeout)
+        actions.stop(new)
     if stable and stable != new:
         return f"{stable} serves all traffic again and {new} was stopped"
     return f"there was no earlier version to return to, so {new} was stopped"
@@ -230,8 +222,13 @@ def lifted(record: DeploymentRecord, releases: Mapping[str, ReleaseOverride] | N
     return release is not None and release.declared_reversible
 
 
-def plan_rollback(state: TargetState, version: str, full_size: int) -> list[PlanStep]:
-    """Fast when ``version`` still runs (canary stable, blue-green kept warm); else start it, check, switch."""
+def plan_rollback(
+    state: TargetState, version: str, full_size: int, capabilities: RouterCapabilities = EXACT
+) -> list[PlanStep]:
+    """Fast when ``version`` still runs (canary stable, blue-green kept warm); else start it, check, switch.
+
+    Without a preview the check before the switch probes the instances, and the smoke tests run through the
+    service after it (the final checks)."""
     steps: list[PlanStep] = []
 
     def add(action: str, description: str, **params: object) -> None:
@@ -259,11 +256,20 @@ def plan_rollback(state: TargetState, version: str, full_size: int) -> list[Plan
             version=version,
             replicas=full_size,
         )
-        add(
-            "check",
-            f"Run the health and smoke checks straight against {version} before it takes traffic.",
-            version=version,
-        )
+        if capabilities.preview:
+            add(
+                "check",
+                f"Run the health and smoke checks straight against {version} before it takes traffic.",
+                version=version,
+            )
+        else:
+            add(
+                "check",
+                f"Probe every instance of {version} before it takes traffic (this platform cannot send a request to "
+                "one version alone; the smoke tests run through the service after the switch).",
+                version=version,
+                via=CheckVia.INSTANCES,
+            )
     add("set_weights", f"Send all traffic to {version}.", weights={version: 100})
     for other in state.versions:
         if other.version != version:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from deploy_mcp.core.target import MetricSnapshot, TrafficMetrics
+from deploy_mcp.core.target import MetricSnapshot
 from deploy_mcp.signals.metrics.base import MetricSource, MetricSourceError, empty_snapshot
 from deploy_mcp.signals.metrics.local import LocalRouterMetrics
 from deploy_mcp.signals.metrics.prometheus import PrometheusMetrics
 
 if TYPE_CHECKING:
     from deploy_mcp.config.schema import DeployConfig
-    from deploy_mcp.core.target import Target
+    from deploy_mcp.core.platform import Platform
 
 __all__ = [
     "LocalRouterMetrics",
@@ -29,16 +29,14 @@ __all__ = [
 ]
 
 
-def metric_source_for(config: DeployConfig, service: str, environment: str, target: Target | None) -> MetricSource:
+def metric_source_for(config: DeployConfig, service: str, environment: str, platform: Platform | None) -> MetricSource:
     """The metric source that judges ``service`` in ``environment``; raises MetricSourceError when there is none."""
     prometheus = config.targets.prometheus
     if prometheus is not None:
         return PrometheusMetrics(prometheus.url, prometheus)
-    capabilities = getattr(target, "capabilities", None)
-    if isinstance(target, TrafficMetrics) and getattr(capabilities, "in_process_metrics", True):
-        return LocalRouterMetrics(target)
-    kind = getattr(target, "kind", None)
-    where = f"the {kind} target" if kind else "its target"
+    if platform is not None and platform.metrics is not None:
+        return LocalRouterMetrics(platform.metrics, name=f"{platform.kind}-router")
+    where = f"the {platform.kind} target" if platform is not None else "its target"
     raise MetricSourceError(
         f"{service}/{environment} cannot be measured: {where} has no built-in traffic metrics and no metric source "
         'is configured; add [targets.prometheus] with url = "http://HOST:9090" to deploy.toml'

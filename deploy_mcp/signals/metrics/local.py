@@ -11,12 +11,12 @@ from deploy_mcp.signals.metrics.base import MetricSourceError, empty_snapshot
 
 
 class LocalRouterMetrics:
-    """Adapts a target's in-process ``TrafficMetrics`` to the MetricSource protocol."""
+    """Adapts a platform's own ``TrafficMetrics`` (its router counts every request) to the MetricSource protocol;
+    ``name`` says whose router it is in reports ("local-router")."""
 
-    name = "local-router"
-
-    def __init__(self, traffic: TrafficMetrics) -> None:
+    def __init__(self, traffic: TrafficMetrics, name: str = "local-router") -> None:
         self.traffic = traffic
+        self.name = name
 
     def snapshot(
         self, service: str, environment: str, versions: list[str], window_seconds: float

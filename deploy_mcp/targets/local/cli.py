@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from deploy_mcp.config.loader import Project
 from deploy_mcp.core.target import ErrorCode, InstancePhase, TargetError, TargetState
-from deploy_mcp.targets.local.platform import LocalTarget
+from deploy_mcp.targets.local.platform import LocalWorkload
 
 
 def status(project: Project) -> str:
     """Every service and environment with local state: versions, weights, instances and their health."""
-    target = LocalTarget(project)
+    target = LocalWorkload(project)
     pairs = target.environments()
     if not pairs:
         return "Nothing runs on the local platform for this project."
     return "\n\n".join(_render(_state(target, service, environment)) for service, environment in pairs)
 
 
-def _state(target: LocalTarget, service: str, environment: str) -> TargetState:
+def _state(target: LocalWorkload, service: str, environment: str) -> TargetState:
     try:
         return target.state(service, environment)
     except TargetError as exc:
@@ -66,7 +66,7 @@ def _render(state: TargetState) -> str:
 
 def stop(project: Project, service: str, environment: str | None = None) -> str:
     """Stop a service's instances and router in one environment, or in every environment that has any."""
-    target = LocalTarget(project)
+    target = LocalWorkload(project)
     running = [env for svc, env in target.environments() if svc == service]
     if environment is not None:
         configured = project.config.services.get(service)

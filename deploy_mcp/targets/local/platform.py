@@ -1,4 +1,9 @@
-"""LocalTarget: the Target Protocol for services that run as processes on this machine.
+"""The local platform: a service's versions as processes behind a weighted router, one supervisor per service
+and environment.
+
+``LocalWorkload`` is the workload part (start, scale, stop, state) and owns the way to the supervisor; the traffic
+router, the prober and the metrics (traffic.py) talk to the same supervisor through it, and the flags live in the
+service's flagd file (flags.py). ``create_platform`` combines them into the ``Platform`` the runner drives.
 
 This side lives in the MCP server (or a test, or the CLI) and holds no state of its own: every call finds the
 supervisor of the service and environment through its state file, starting one when a version is started and
@@ -16,35 +21,34 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from deploy_mcp.config.loader import Project
 from deploy_mcp.config.schema import Environment, Service, TargetKind
+from deploy_mcp.core.platform import Platform
 from deploy_mcp.core.target import (
     ErrorCode,
-    InstanceHealth,
     InstancePhase,
     InstanceState,
-    MetricSnapshot,
     Release,
-    TargetCapabilities,
     TargetError,
     TargetState,
     VersionState,
 )
 from deploy_mcp.targets.local import state as files
+from deploy_mcp.targets.local.flags import FlagdFile
+from deploy_mcp.targets.local.traffic import LocalProber, LocalTrafficMetrics, LocalTrafficRouter
 
 SUPERVISOR_START_TIMEOUT = 15.0
 CONTROL_TIMEOUT = 30.0
 QUICK_TIMEOUT = 2.0  # for calls a healthy supervisor answers at once; stop must not wait long on a hung one
 
 
-class LocalTarget:
+class LocalWorkload:
     """Versions as processes behind a weighted router, one supervisor process per service and environment."""
 
     kind = "local"
-    capabilities = TargetCapabilities(weighted_traffic=True, version_endpoint=True, in_process_metrics=True)
 
     def __init__(
         self,
@@ -86,6 +90,10 @@ class LocalTarget:
                 ErrorCode.UNKNOWN_ENVIRONMENT,
             )
         return environment
+
+    def configured_port(self, service: str, environment: str) -> int | None:
+        """The router port deploy.toml fixes for this environment, if any."""
+        return self._environment(service, environment).port
 
     def _paths(self, service: str, environment: str) -> files.Paths:
         return files.Paths(self.project.state_dir, service, environment)
@@ -213,7 +221,7 @@ class LocalTarget:
         files.remove_state(paths)
         return stopped
 
-    # -- the Protocol ----------------------------------------------------------------------------------------------
+    # -- the Workload ----------------------------------------------------------------------------------------------
 
     def state(self, service: str, environment: str) -> TargetState:
         client = self._client(service, environment)
@@ -319,49 +327,14 @@ class LocalTarget:
             raise TargetError(f"replicas cannot be negative, got {replicas}", ErrorCode.INVALID_WEIGHTS)
         wait = timeout if timeout is not None else self.start_timeout
         body = {"version": version, "replicas": replicas, "timeout": wait, "drain_timeout": 10.0}
-        self._running(service, environment).call("POST", "/scale", body, timeout=wait + CONTROL_TIMEOUT)
-
-    def set_weights(self, service: str, environment: str, weights: Mapping[str, int]) -> None:
-        self._running(service, environment).call("POST", "/weights", {"weights": dict(weights)})
+        self.control(service, environment).call("POST", "/scale", body, timeout=wait + CONTROL_TIMEOUT)
 
     def stop_version(self, service: str, environment: str, version: str, *, drain_timeout: float = 10.0) -> None:
-        client = self._running(service, environment)
+        client = self.control(service, environment)
         body = {"version": version, "drain_timeout": drain_timeout}
         client.call("POST", "/stop", body, timeout=drain_timeout + self.kill_timeout + CONTROL_TIMEOUT)
 
-    def health(self, service: str, environment: str, version: str | None = None) -> list[InstanceHealth]:
-        query = f"?version={_quote(version)}" if version else ""
-        answer = self._running(service, environment).call("GET", f"/health{query}")
-        return [InstanceHealth.model_validate(item) for item in answer]
-
-    def endpoint(self, service: str, environment: str) -> str:
-        current = self.state(service, environment)
-        if current.endpoint:
-            return current.endpoint
-        port = self._environment(service, environment).port
-        if port:
-            return f"http://127.0.0.1:{port}"
-        raise TargetError(
-            f"{service}/{environment} is not running and has no fixed port; start a version first",
-            ErrorCode.NOT_RUNNING,
-        )
-
-    def version_endpoint(self, service: str, environment: str, version: str) -> str:
-        current = self.state(service, environment)
-        found = current.version(version)
-        if found is None or not found.endpoint:
-            known = ", ".join(v.version for v in current.versions) or "none"
-            raise TargetError(
-                f"{service}/{environment} has no version {version} running (running: {known})",
-                ErrorCode.UNKNOWN_VERSION,
-            )
-        return found.endpoint
-
-    def metrics(self, service: str, environment: str, window_seconds: float) -> dict[str, MetricSnapshot]:
-        answer = self._running(service, environment).call("GET", f"/metrics?window={float(window_seconds)}")
-        return {name: MetricSnapshot.model_validate(item) for name, item in answer.items()}
-
-    # -- beyond the Protocol: tearing down -------------------------------------------------------------------------
+    # -- beyond the Workload: tearing down -------------------------------------------------------------------------
 
     def stop(self, service: str, environment: str, *, drain_timeout: float = 5.0) -> list[str]:
         """Stop every instance and the router of a service in one environment; returns what was stopped."""
@@ -400,7 +373,8 @@ class LocalTarget:
         """(service, environment) pairs that have local state, running or not."""
         return list(files.known(self.project.state_dir))
 
-    def _running(self, service: str, environment: str) -> _Control:
+    def control(self, service: str, environment: str) -> _Control:
+        """The supervisor's control API, for the router, prober and metrics parts; not_running when there is none."""
         self._environment(service, environment)
         client = self._client(service, environment)
         if client is None:
@@ -469,12 +443,6 @@ def _wait_gone(pid: int | None, timeout: float) -> None:
         time.sleep(0.01)
 
 
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")
-
-
 def release_for(project: Project, service: str, version: str) -> Release:
     """The release of ``version`` as deploy.toml describes it (convenience for the CLI and tests)."""
     config = project.config.services.get(service)
@@ -482,3 +450,54 @@ def release_for(project: Project, service: str, version: str) -> Release:
         known = ", ".join(sorted(project.config.services)) or "none"
         raise TargetError(f"unknown service {service!r}; known services: {known}", ErrorCode.UNKNOWN_SERVICE)
     return Release.resolve(service, config, version)
+
+
+@dataclass
+class LocalPlatform(Platform):
+    """The local combination, with the parts typed as what they are and the few conveniences only a local
+    platform has (the URLs of its router and previews, stopping everything, the environments it knows)."""
+
+    workload: LocalWorkload
+    router: LocalTrafficRouter
+    prober: LocalProber
+    flags: FlagdFile
+    metrics: LocalTrafficMetrics | None = None
+
+    @property
+    def project(self) -> Project:
+        return self.workload.project
+
+    def endpoint(self, service: str, environment: str) -> str:
+        """The router's URL: what users of this machine reach."""
+        return self.prober.endpoint(service, environment)
+
+    def version_endpoint(self, service: str, environment: str, version: str) -> str:
+        """The preview URL of one version."""
+        return self.prober.version_endpoint(service, environment, version)
+
+    def stop(self, service: str, environment: str, *, drain_timeout: float = 5.0) -> list[str]:
+        return self.workload.stop(service, environment, drain_timeout=drain_timeout)
+
+    def environments(self) -> list[tuple[str, str]]:
+        return self.workload.environments()
+
+
+def create_platform(
+    project: Project,
+    *,
+    health_interval: float = 1.0,
+    start_timeout: float = 60.0,
+    kill_timeout: float = 5.0,
+) -> LocalPlatform:
+    """Processes behind the local weighted router (exact weights, a preview of every version, live RED metrics),
+    with flags in each service's flagd file."""
+    workload = LocalWorkload(
+        project, health_interval=health_interval, start_timeout=start_timeout, kill_timeout=kill_timeout
+    )
+    return LocalPlatform(
+        workload=workload,
+        router=LocalTrafficRouter(workload),
+        prober=LocalProber(workload),
+        flags=FlagdFile(project),
+        metrics=LocalTrafficMetrics(workload),
+    )
