@@ -6,13 +6,14 @@ Importing this package is cheap; the official client is imported when a platform
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
+    from deploy_mcp.core.platform import Platform
 
 
-def create_platform(project: Project, service_name: str) -> Any:
+def create_platform(project: Project, service_name: str) -> Platform:
     """The Platform for one service: ``Targets`` calls this for ``target = "kubernetes"``."""
     from deploy_mcp.config.schema import KubernetesRouter
     from deploy_mcp.targets.kubernetes.parts import build

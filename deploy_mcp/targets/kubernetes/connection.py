@@ -58,13 +58,24 @@ class Connection:
         """The namespace of one environment, refused when it is outside ``allowed_namespaces``."""
         config = self.project.config
         svc = config.services.get(service)
-        env = svc.environments.get(environment) if svc else None
-        namespace = (env.namespace if env and env.namespace else None) or self.settings.namespace
+        if svc is None:
+            known = ", ".join(config.services) or "none"
+            raise TargetError(f"service: {service!r} is not in deploy.toml; known services: {known}",
+                              ErrorCode.UNKNOWN_SERVICE)  # fmt: skip
+        env = svc.environments.get(environment)
+        if env is None:
+            known = ", ".join(svc.environments) or "none"
+            raise TargetError(
+                f"environment: {environment!r} is not an environment of {service} in deploy.toml (known: {known}); "
+                f"add [services.{service}.environments.{environment}]",
+                ErrorCode.UNKNOWN_ENVIRONMENT,
+            )
+        namespace = env.namespace or self.settings.namespace
         allowed = self.settings.allowed_namespaces
         if allowed and namespace not in allowed:
             where = (
                 f"services.{service}.environments.{environment}.namespace"
-                if env and env.namespace
+                if env.namespace
                 else "targets.kubernetes.namespace"
             )
             raise TargetError(

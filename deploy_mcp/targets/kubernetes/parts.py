@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from deploy_mcp.core.platform import Platform
 from deploy_mcp.targets.kubernetes.api import Kube
 from deploy_mcp.targets.kubernetes.connection import connect
 from deploy_mcp.targets.kubernetes.flags import ConfigMapFlags
@@ -34,8 +35,6 @@ def parts(project: Project, *, gateway: bool) -> Parts:
     return Parts(workload, router, ServiceProxyProber(project, kube), ConfigMapFlags(kube))
 
 
-def build(project: Project, *, gateway: bool) -> Any:
+def build(project: Project, *, gateway: bool) -> Platform:
     made = parts(project, gateway=gateway)
-    from deploy_mcp.core.platform import Platform  # type: ignore[import-not-found]
-
     return Platform(workload=made.workload, router=made.router, prober=made.prober, flags=made.flags)

@@ -16,40 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
+from deploy_mcp.core.platform import RouterCapabilities, proportional
 from deploy_mcp.core.target import ErrorCode, TargetError, VersionState, check_weights
 from deploy_mcp.targets.kubernetes import manifests, names
-from deploy_mcp.targets.kubernetes.api import MERGE_PATCH, Kube
+from deploy_mcp.targets.kubernetes.api import Kube
 
 Obj = dict[str, Any]
-
-
-class Capabilities(BaseModel):
-    """The fields of the contract's RouterCapabilities (the contract's own model is used when it is installed)."""
-
-    exact_weights: bool
-    preview: bool
-
-
-def router_capabilities(exact: bool) -> Any:
-    try:
-        from deploy_mcp.core.platform import RouterCapabilities  # type: ignore[import-not-found]
-    except ImportError:
-        return Capabilities(exact_weights=exact, preview=True)
-    return RouterCapabilities(exact_weights=exact, preview=True)
-
-
-def proportional(counts: Mapping[str, int]) -> dict[str, int]:
-    """Whole percentages in proportion to counts, summing to 100 (largest remainder)."""
-    total = sum(max(0, n) for n in counts.values())
-    if total == 0:
-        return {v: 0 for v in counts}
-    exact = {v: max(0, n) * 100 / total for v, n in counts.items()}
-    weights = {v: int(share) for v, share in exact.items()}
-    for version in sorted(exact, key=lambda v: exact[v] - weights[v], reverse=True)[: 100 - sum(weights.values())]:
-        weights[version] += 1
-    return weights
 
 
 class Routing:
@@ -58,7 +30,7 @@ class Routing:
     def __init__(self, kube: Kube, *, gateway: bool) -> None:
         self.kube = kube
         self.gateway = gateway
-        self.capabilities = router_capabilities(gateway)
+        self.capabilities = RouterCapabilities(exact_weights=gateway, preview=True)
 
     @property
     def settings(self) -> Any:
@@ -179,7 +151,12 @@ class Routing:
         from deploy_mcp.targets.kubernetes.workload import _pod_state
 
         counts: dict[str, int] = {}
-        for pod in self.kube.pods(namespace, names.selector(names.owner_labels(service, environment))):
+        owner = names.selector(names.owner_labels(service, environment))
+        for deployment in self.kube.deployments(namespace, owner):  # a version scaled to 0 is still known
+            annotations = deployment["metadata"].get("annotations") or {}
+            if annotations.get(names.NATIVE_ANNOTATION) != "true" and names.VERSION_ANNOTATION in annotations:
+                counts.setdefault(annotations[names.VERSION_ANNOTATION], 0)
+        for pod in self.kube.pods(namespace, owner):
             instance = _pod_state(pod)
             counts[instance.version] = counts.get(instance.version, 0) + (1 if instance.ready else 0)
         return counts
@@ -215,14 +192,14 @@ class Routing:
                         shares[version] += weight * count / pods if pods else 0
             if total <= 0:
                 return {v: 0 for v in ready}
-            return proportional({v: round(s * 1000 / total) for v, s in shares.items()})
+            return {**dict.fromkeys(ready, 0), **proportional({v: round(s * 1000 / total) for v, s in shares.items()})}
         stable = self.kube.service(namespace, stable_name)
         if stable is None:
             return {v: 0 for v in ready}
         pinned = (stable["spec"].get("selector") or {}).get(names.VERSION)
         if pinned is not None:
             return {v: 100 if names.label_value(v) == pinned and ready.get(v, 0) > 0 else 0 for v in ready}
-        return proportional(ready)
+        return {**dict.fromkeys(ready, 0), **proportional(ready)}
 
     # -- writing -------------------------------------------------------------------------------------------------
 
@@ -255,6 +232,3 @@ class Routing:
             rules = route.get("spec", {}).get("rules") or [{}]
             rules[0] = {**rules[0], "backendRefs": manifests.backend_refs(backends, self.settings)}
             self.kube.patch_route(namespace, stable, {"spec": {"rules": rules}})
-
-
-__all__ = ["MERGE_PATCH", "Capabilities", "Routing", "proportional"]

@@ -217,6 +217,8 @@ class KubernetesWorkload:
         self, service: str, environment: str, release: Release, replicas: int, *, timeout: float | None = None
     ) -> None:
         namespace = self._namespace(service, environment)
+        if replicas < 1:
+            raise TargetError(f"replicas must be at least 1, got {replicas}", ErrorCode.INVALID_WEIGHTS)
         name = names.version_name(service, environment, release.version)
         if self._version_deployment(namespace, service, environment, release.version) is not None:
             raise TargetError(
@@ -249,6 +251,7 @@ class KubernetesWorkload:
             self.kube.delete_deployment(namespace, name)
             if self.routing is not None:
                 self.routing.forget(namespace, service, environment, release.version)
+            self._wait_gone(namespace, service, environment, release.version, 0, 30.0)
             raise
         if self.routing is not None:
             self.routing.started(namespace, service, environment, release.version)
@@ -257,12 +260,16 @@ class KubernetesWorkload:
         self, service: str, environment: str, version: str, replicas: int, *, timeout: float | None = None
     ) -> None:
         namespace = self._namespace(service, environment)
+        if replicas < 0:
+            raise TargetError(f"replicas cannot be negative, got {replicas}", ErrorCode.INVALID_WEIGHTS)
         deployment = self._version_deployment(namespace, service, environment, version)
         if deployment is None:
-            raise TargetError(f"{service}/{environment} does not run version {version}", ErrorCode.NOT_RUNNING)
+            raise TargetError(f"{service}/{environment} does not run version {version}", ErrorCode.UNKNOWN_VERSION)
         name = deployment["metadata"]["name"]
         self.kube.scale_deployment(namespace, name, replicas)
         self._wait(namespace, name, service, environment, version, replicas, timeout)
+        # kubectl's rollout status is done before surplus pods are gone; a shrink here returns once they drained
+        self._wait_gone(namespace, service, environment, version, replicas, timeout or START_ALLOWANCE_SECONDS)
 
     def stop_version(self, service: str, environment: str, version: str, *, drain_timeout: float = 10.0) -> None:
         namespace = self._namespace(service, environment)
@@ -274,10 +281,16 @@ class KubernetesWorkload:
         self.kube.delete_deployment(namespace, deployment["metadata"]["name"])
         if self.routing is not None:
             self.routing.forget(namespace, service, environment, version)
-        owner = names.selector({**names.owner_labels(service, environment), names.VERSION: names.label_value(version)})
-        deadline = time.monotonic() + drain_timeout + 30
-        while self.kube.pods(namespace, owner) and time.monotonic() < deadline:  # pods drain and terminate
-            time.sleep(POLL_SECONDS * 2)
+        self._wait_gone(namespace, service, environment, version, 0, drain_timeout + 30)
+
+    def _wait_gone(self, namespace: str, service: str, environment: str, version: str, keep: int, limit: float) -> None:
+        """Until at most ``keep`` pods of the version exist, terminating ones included (they drain, then go)."""
+        selector = names.selector(
+            {**names.owner_labels(service, environment), names.VERSION: names.label_value(version)}
+        )
+        deadline = time.monotonic() + limit
+        while len(self.kube.pods(namespace, selector)) > keep and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
 
     # -- the Deployment's own strategies -------------------------------------------------------------------------
 
