@@ -75,10 +75,16 @@ class ServiceRouter:
 class Cluster:
     """Start with ``Cluster().start()``; ``url`` is the API server, ``stop()`` ends every pod and router."""
 
-    def __init__(self, images: dict[str, list[str]] | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        images: dict[str, list[str]] | None = None,
+        workdir: Path | None = None,
+        service_ports: dict[tuple[str, str], int] | None = None,
+    ) -> None:
         self.store = Store()
         self.controllers = Controllers(self.store)
         self.images = images or {}
+        self.service_ports = dict(service_ports or {})  # (namespace, name) -> the port its router must take
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kube-emulator-"))
         self.pods: dict[tuple[str, str], Pod] = {}
@@ -448,7 +454,7 @@ class Cluster:
             if service_router is None:
                 labels = service["metadata"].get("labels", {})
                 router = Router(labels.get(NAME_LABEL, key[1]), labels.get(ENVIRONMENT_LABEL, key[0]))
-                port = await router.listen(0)
+                port = await router.listen(self.service_ports.get(key, 0))
                 service_router = self.routers[key] = ServiceRouter(router, port)
             self._feed(service_router, key[0], service)
 
