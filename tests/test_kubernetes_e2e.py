@@ -296,6 +296,9 @@ async def test_a_good_release_ships_without_a_single_failed_request(shop: Shop, 
         if verdict["phase"] == "Successful" and verdict.get("metrics"):
             assert verdict["metrics"]["requests"] >= 20, verdict
     assert deployments(shop, lane) == ["2.0.0"], "kubectl sees what deploy-mcp reports"
+    if strategy == "rolling":  # the Deployment's own RollingUpdate, followed the way kubectl rollout status does
+        assert [s["name"] for s in shipped.record["steps"]] == ["rollout", "analyze"]
+        kubectl(shop.cluster, "rollout", "status", f"deployment/{lane.service}-{lane.environment}", "--timeout=5s")
     if strategy == "canary":
         assert [s["weight"] for s in shipped.steps("set_weights")] == [25, 100]
         assert load.versions[old] > 0
@@ -342,6 +345,12 @@ async def test_a_bad_release_is_rolled_back_before_everyone_gets_it(shop: Shop, 
     if strategy == "canary":  # caught at 25%: the step that would send everyone never ran
         full = next(s for s in steps if s["name"] == "set_weights" and s["weight"] == 100)
         assert full["status"] == "pending" and failed["step"] < full["index"]
+    else:  # the Deployment's own RollingUpdate, judged after it, undone as kubectl rollout undo does
+        assert [s["name"] for s in steps] == ["rollout", "analyze"]
+        assert "the Deployment was rolled back (kubectl rollout undo)" in shipped.record["reason"]
+        history = kubectl(shop.cluster, "rollout", "history", f"deployment/{lane.service}-{lane.environment}").stdout
+        revisions = [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
+        assert len(revisions) >= 2 and revisions == sorted(revisions, key=int), history
     assert deployments(shop, lane) == [old], "nothing of the bad release is left in the cluster"
 
 

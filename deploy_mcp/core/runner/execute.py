@@ -233,6 +233,12 @@ class Execution:
         elif action == "wait_ready":
             assert step.version and step.replicas
             self._event("note", actions.wait_ready(step.version, step.replicas))
+        elif action == "rollout":
+            assert step.version and step.replicas
+            revision = actions.rollout(
+                step.version, step.replicas, self.record.strategy, lambda message: self._progress(message)
+            )
+            self._event("note", f"the Deployment rolled out {step.version} (revision {revision})")
         elif action == "scale":
             assert step.version and step.replicas is not None
             actions.scale(step.version, step.replicas)

@@ -43,6 +43,8 @@ class Routing:
         ready = self._ready(namespace, service, environment)
         split = check_weights(weights, ready, f"{service}/{environment}")
         serving = [v for v, w in split.items() if w > 0]
+        for version in serving:  # a version the native Deployment runs has no Service of its own yet
+            self._version_service(namespace, service, environment, version)
         if self.gateway:
             backends = {names.version_name(service, environment, v): w for v, w in split.items()}
             self._ensure_route(namespace, service, environment, backends, replace=True)
@@ -92,21 +94,40 @@ class Routing:
         """Before a version's Deployment exists: its preview Service, and the stable Service (and route) if this
         is the environment's first version, which then takes all traffic."""
         owner = names.owner_labels(service, environment)
-        preview = names.version_name(service, environment, version)
+        preview = self._version_service(namespace, service, environment, version)
         version_selector = {**owner, names.VERSION: names.label_value(version)}
-        if self.kube.service(namespace, preview) is None:
-            self.kube.create_service(
-                namespace,
-                manifests.service_body(preview, version_selector, version_selector, self.settings, "preview"),
-            )
         stable = names.base_name(service, environment)
-        if self.kube.service(namespace, stable) is None:
+        current = self.kube.service(namespace, stable)
+        if current is None:
             selector = owner if self.gateway else version_selector
             self.kube.create_service(
                 namespace, manifests.service_body(stable, owner, selector, self.settings, "stable")
             )
-        if self.gateway and self.kube.route(namespace, stable) is None:
+        elif not self.gateway and names.VERSION not in (current["spec"].get("selector") or {}):
+            # after a native rollout the Service selects every version: hold it on the one serving now, so the
+            # new version takes no traffic until set_weights gives it some
+            serving = [v for v, n in self._ready(namespace, service, environment).items() if n > 0 and v != version]
+            if len(serving) == 1:
+                self._select(namespace, service, environment, serving[0])
+        route = self.kube.route(namespace, stable) if self.gateway else None
+        if self.gateway and route is None:
             self._ensure_route(namespace, service, environment, {preview: 100}, replace=False)
+        elif route is not None and any(r.get("name") == stable for r in self._refs(route)):
+            # the route sends everything to the native Deployment: name the serving version's own Service instead
+            serving = [v for v, n in self._ready(namespace, service, environment).items() if n > 0 and v != version]
+            if len(serving) == 1:
+                backend = self._version_service(namespace, service, environment, serving[0])
+                self._ensure_route(namespace, service, environment, {backend: 100}, replace=True)
+
+    def _version_service(self, namespace: str, service: str, environment: str, version: str) -> str:
+        """The Service that selects one version's pods (its preview and its route backend); created if missing."""
+        name = names.version_name(service, environment, version)
+        if self.kube.service(namespace, name) is None:
+            selector = {**names.owner_labels(service, environment), names.VERSION: names.label_value(version)}
+            self.kube.create_service(
+                namespace, manifests.service_body(name, selector, selector, self.settings, "preview")
+            )
+        return name
 
     def started(self, namespace: str, service: str, environment: str, version: str) -> None:
         """Nothing to do: a new version takes no traffic until set_weights gives it some."""

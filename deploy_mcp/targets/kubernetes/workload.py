@@ -379,8 +379,18 @@ class KubernetesWorkload:
         if patch is not None:
             deployment = self.kube.json_patch_deployment(namespace, name, patch)
         version = self._template_version(deployment) or "?"
+        revision = (deployment["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
+        if progress is not None:
+            progress(
+                f"deployment {name} rolled back to {version}" + (f" (from revision {revision})" if revision else "")
+            )
         self._wait(namespace, name, service, environment, version, deployment["spec"].get("replicas", 1), timeout,
                    progress, deployment["metadata"].get("generation", 1))  # fmt: skip
+        # the pods of the version undone drain and go before the rollback counts as done
+        for pod in self.kube.pods(namespace, names.selector(names.owner_labels(service, environment))):
+            other = _pod_version(pod)
+            if other != version:
+                self._wait_gone(namespace, service, environment, other, 0, timeout or START_ALLOWANCE_SECONDS)
         return version
 
     # -- waiting -------------------------------------------------------------------------------------------------
