@@ -191,6 +191,9 @@ async def first_releases(shop: Shop) -> None:
                 started.append(await client.call_tool("deploy", {**arguments, "wait_seconds": 0}))
             for lane, result in zip(shop.lanes.values(), started, strict=True):
                 view = await settle(client, result, timeout=180)
+                if view["record"]["status"] == "paused":  # judged before Prometheus had its first scrapes: again
+                    deployment_id = view["record"]["id"]
+                    view = await settle(client, await client.call_tool("resume", {"deployment_id": deployment_id}))
                 assert view["record"]["status"] == "succeeded", (lane, view["record"])
     finally:
         for load in loads:
@@ -296,6 +299,9 @@ async def test_a_good_release_ships_without_a_single_failed_request(shop: Shop, 
         if verdict["phase"] == "Successful" and verdict.get("metrics"):
             assert verdict["metrics"]["requests"] >= 20, verdict
     assert deployments(shop, lane) == ["2.0.0"], "kubectl sees what deploy-mcp reports"
+    owned = f"deploy-mcp.dev/deployment-id={shipped.record['id']}"
+    labelled = kubectl(shop.cluster, "get", "deploy,pods", "-l", owned, "-o", "name").stdout.split()
+    assert len([n for n in labelled if n.startswith("pod/")]) == 2, f"every pod names its deployment: {labelled}"
     if strategy == "rolling":  # the Deployment's own RollingUpdate, followed the way kubectl rollout status does
         assert [s["name"] for s in shipped.record["steps"]] == ["rollout", "analyze"]
         kubectl(shop.cluster, "rollout", "status", f"deployment/{lane.service}-{lane.environment}", "--timeout=5s")

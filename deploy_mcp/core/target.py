@@ -73,6 +73,9 @@ class Release(Model):
     env: dict[str, str] = Field(default_factory=dict)
     image: str | None = None
     cwd: str | None = None
+    deployment_id: str | None = Field(
+        default=None, description="the deployment that starts it, for platforms that label what they create"
+    )
 
     @classmethod
     def resolve(cls, service_name: str, service: Service, version: str) -> Release:

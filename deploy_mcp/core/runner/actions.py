@@ -64,8 +64,12 @@ class Actions:
     def state(self) -> TargetState:
         return self.workload.state(self.service, self.environment)
 
+    deployment_id: str | None = None
+    """The deployment these actions serve; platforms label what they create with it."""
+
     def release(self, version: str) -> Release:
-        return Release.resolve(self.service, self.config, version)
+        release = Release.resolve(self.service, self.config, version)
+        return release.model_copy(update={"deployment_id": self.deployment_id}) if self.deployment_id else release
 
     # -- instances ---------------------------------------------------------------------------------------------
 

@@ -105,6 +105,7 @@ class Execution:
             record.environment,
             follow_instances=not any(step.action == "set_weights" for step in self.steps),
         )
+        self.actions.deployment_id = record.id
         self.inbox = Inbox(ctx.ledger, record.id)
         self.changed = threading.Condition()
         self.on_progress = on_progress

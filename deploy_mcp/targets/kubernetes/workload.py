@@ -457,6 +457,4 @@ class KubernetesWorkload:
 
 
 def _deployment_id(release: Release) -> str | None:
-    """The deployment id, when the caller's Release carries one (a field of the platform contract)."""
-    value = getattr(release, "deployment_id", None)
-    return str(value) if value else None
+    return release.deployment_id
