@@ -131,6 +131,10 @@ class Shop:
     app: App
     cluster: Cluster
     lanes: dict[str, Lane]
+    folder: Path
+    prometheus: str
+    registry: str
+    ratio_port: int
 
 
 async def user_says_yes(_context: object, params: types.ElicitRequestParams) -> types.ElicitResult:
@@ -160,13 +164,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         "feature-flag": Lane("feature-flag", "flagged", "flag", free_port()),
     }
     ports = {("default", f"{lane.service}-{lane.environment}"): lane.port for lane in lanes.values()}
+    ports[("default", "ratio-production")] = ratio_port = free_port()
     cluster = Cluster(workdir=folder / "cluster", service_ports=ports).start()
     prometheus = start_prometheus([cluster.url.removeprefix("http://")])
     (folder / "deploy.toml").write_text(
         config(cluster, folder, prometheus.url, registry.address, lanes), encoding="utf-8"
     )
     app = App.load(folder / "deploy.toml")
-    shop = Shop(app, cluster, lanes)
+    shop = Shop(app, cluster, lanes, folder, prometheus.url, registry.address, ratio_port)
     try:
         started = time.monotonic()
         anyio.run(first_releases, shop)
@@ -372,6 +377,67 @@ async def test_a_release_that_crashes_at_start_never_takes_traffic(shop: Shop) -
     assert shipped.live() == [(old, 2, 100)]
     assert shipped.load.failures == 0 and CRASH not in shipped.load.versions, shipped.load.summary()
     assert deployments(shop, lane) == [old]
+
+
+# -- no traffic router: weights are replica ratios ---------------------------------------------------------------
+
+
+async def test_without_a_router_the_canary_plan_shows_and_makes_replica_ratios(shop: Shop) -> None:
+    """router = "service": the stable Service selects one version or all of them, so a 25% step with 3 replicas
+    is 1 pod of 3, 33%; the plan says so before anything runs, and the split read back is that one."""
+    folder = shop.folder / "ratio"
+    folder.mkdir()
+    (folder / "deploy.toml").write_text(
+        f"""
+[targets.kubernetes]
+kubeconfig = "{kubeconfig(shop.cluster, folder)}"
+allowed_namespaces = ["default"]
+
+[targets.prometheus]
+url = "{shop.prometheus}"
+
+[services.ratio]
+target = "kubernetes"
+image = "{shop.registry}/hello:{{version}}"
+replicas = 3
+smoke = ["/health", "!/nonexistent"]
+
+[services.ratio.environments.production]
+strategy = "canary"
+steps = [25, 100]
+analysis = {SHORT}
+""",
+        encoding="utf-8",
+    )
+    app = App.load(folder / "deploy.toml")
+    url = f"http://127.0.0.1:{shop.ratio_port}/"
+    arguments = {"service": "ratio", "environment": "production"}
+    try:
+        load = BackgroundLoad(url, rate=RATE, concurrency=CONCURRENCY).start()  # refused until the Service exists
+        async with Client(build_server(app), elicitation_callback=user_says_yes) as client:
+            first = await settle(client, await client.call_tool("deploy", {**arguments, "version": "1.0.0"}), 180)
+            if first["record"]["status"] == "paused":
+                deployment_id = first["record"]["id"]
+                first = await settle(client, await client.call_tool("resume", {"deployment_id": deployment_id}))
+            assert first["record"]["status"] == "succeeded", first["record"]
+            load.stop()
+            plan = await client.call_tool("plan_deployment", {**arguments, "version": "2.0.0"})
+            assert plan.structured_content is not None
+            assert plan.structured_content["capabilities"]["exact_weights"] is False
+            plan_text = json.dumps(plan.structured_content)
+            assert "25% requested, 33% possible with 3 replicas" in plan_text, plan_text
+            load = BackgroundLoad(url, rate=RATE, concurrency=CONCURRENCY).start()
+            view = await settle(client, await client.call_tool("deploy", {**arguments, "version": "2.0.0"}))
+            result = load.stop()
+        record = view["record"]
+        assert record["status"] == "succeeded", record["reason"]
+        assert [s["weight"] for s in record["steps"] if s["name"] == "set_weights"] == [33, 100]
+        assert result.failures == 0 and result.versions["1.0.0"] > 0 and result.versions["2.0.0"] > 0, result.summary()
+        selector = json.loads(kubectl(shop.cluster, "get", "svc", "ratio-production", "-o", "json").stdout)
+        assert selector["spec"]["selector"]["app.kubernetes.io/version"] == "2.0.0", "the Service holds 2.0.0 only"
+        assert [(v["version"], v["ready"], v["weight"]) for v in view["live"]["versions"]] == [("2.0.0", 3, 100)]
+    finally:
+        app.close()
 
 
 # -- the namespace allowlist ---------------------------------------------------------------------------------------
