@@ -271,3 +271,19 @@ spec:
     kube_cluster.wait(flag_on_everywhere, 15, "the flag on in every pod")
     made.flags.set_flag("hello", "production", "new-greeting", 25)
     assert made.flags.get_flag("hello", "production", "new-greeting") == 25
+
+
+def test_a_broken_kubeconfig_is_a_clear_error_naming_the_setting(tmp_path: Path) -> None:
+    from deploy_mcp.config.loader import load_project
+    from deploy_mcp.targets.kubernetes import create_platform
+
+    (tmp_path / "deploy.toml").write_text(
+        '[targets.kubernetes]\nkubeconfig = "no-such-kubeconfig"\n\n'
+        '[services.web]\ntarget = "kubernetes"\nimage = "web:{version}"\n[services.web.environments.staging]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(TargetError) as broken:
+        create_platform(load_project(tmp_path / "deploy.toml"), "web")
+    message = str(broken.value)
+    assert message.startswith("targets.kubernetes: could not load the kubeconfig")
+    assert "no-such-kubeconfig" in message and "in_cluster = true" in message

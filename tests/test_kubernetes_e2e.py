@@ -506,3 +506,17 @@ health = "/"
             except Exception as exc:  # best effort: the next run starts clean all the same
                 print(f"cleanup of {version}: {exc}")
         platform.close()
+
+
+async def test_validate_checks_health_smoke_and_metrics_through_the_cluster(shop: Shop) -> None:
+    lane = shop.lanes["blue-green"]
+    with BackgroundLoad(lane.url, rate=40, concurrency=4):
+        await anyio.sleep(4)  # a few scrapes of real traffic for the metrics part
+        async with Client(build_server(shop.app), elicitation_callback=user_says_yes) as client:
+            result = await client.call_tool("validate", {"service": lane.service, "environment": lane.environment})
+    assert not result.is_error, result.content
+    view = result.structured_content
+    assert view is not None
+    text = json.dumps(view)
+    assert view["verdict"] == "pass", text
+    assert "/api/v1/namespaces/default/services/hello-bluegreen:http/proxy" in text or "health" in text

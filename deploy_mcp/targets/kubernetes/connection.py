@@ -94,6 +94,7 @@ def connect(project: Project) -> Connection:
 
     settings = project.config.targets.kubernetes
     configuration = client.Configuration()
+    source = "the pod's service account"
     try:
         if settings.in_cluster:
             config.load_incluster_config(client_configuration=configuration)
@@ -101,13 +102,15 @@ def connect(project: Project) -> Connection:
             path = settings.kubeconfig or os.environ.get("KUBECONFIG") or None
             if path and not os.path.isabs(os.path.expanduser(path)) and settings.kubeconfig:
                 path = str(project.root / path)
+            source = f"the kubeconfig {path}" if path else "the kubeconfig ~/.kube/config"
+            if path and not os.path.exists(os.path.expanduser(path)):
+                raise ConfigException("the file does not exist")
             config.load_kube_config(
                 config_file=os.path.expanduser(path) if path else None,
                 context=settings.context,
                 client_configuration=configuration,
             )
     except (ConfigException, OSError, TypeError, ValueError) as exc:
-        source = "the pod's service account" if settings.in_cluster else "the kubeconfig"
         raise TargetError(
             f"targets.kubernetes: could not load {source}: {exc}; set targets.kubernetes.kubeconfig (or "
             "$KUBECONFIG) and context, or in_cluster = true inside a cluster",
