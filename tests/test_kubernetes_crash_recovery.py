@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from conftest import free_port
 from kube_emulator import Cluster
@@ -146,6 +147,13 @@ def weights(project: Project) -> dict[str, int]:
         platform.close()
 
 
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_for_analysis(ledger: SqliteLedger, version: str, timeout: float = 90.0) -> str:
     """The deployment of ``version`` once its first analysis (at 25%) runs."""
     deadline = time.monotonic() + timeout
@@ -186,7 +194,8 @@ async def test_killed_mid_canary_then_interrupted_resumed_and_rolled_back(setup:
                 "deploy", {"service": SERVICE, "version": "1.0.0", "environment": ENVIRONMENT, "wait_seconds": 0}
             )
             deadline = time.monotonic() + 60
-            while weights(project).get("1.0.0") != 100:
+            while weights(project).get("1.0.0") != 100 or not answers(setup.url):
+                # users arrive once it serves: the mesh is programmed a moment after the route says 100%
                 assert time.monotonic() < deadline, "1.0.0 never took traffic"
                 await anyio.sleep(0.1)
             load = BackgroundLoad(setup.url, rate=60, concurrency=8).start()
