@@ -200,8 +200,8 @@ class Cluster:
                 )
             containers = obj["spec"].get("template", {}).get("spec", {}).get("containers") or []
             if not containers or any(not c.get("name") or not c.get("image") for c in containers):
-                raise ApiError(422, "Invalid", f"{title}: spec.template.spec.containers: every container needs a name "
-                               "and an image")  # fmt: skip
+                message = f"{title}: spec.template.spec.containers: every container needs a name and an image"
+                raise ApiError(422, "Invalid", message)
 
     def service_port(self, namespace: str, name: str) -> int | None:
         service_router = self.routers.get((namespace, name))
@@ -445,8 +445,8 @@ class Cluster:
         return None
 
     async def _sync_routers(self) -> None:
-        services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in
-                    self.store.list(self.store.kind("Service"))}  # fmt: skip
+        listed = self.store.list(self.store.kind("Service"))
+        services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in listed}
         for key in [k for k in self.routers if k not in services]:
             await self.routers.pop(key).router.close()
         for key, service in services.items():

@@ -215,8 +215,8 @@ class Controllers:
             obj["metadata"]["annotations"][DESIRED] = str(desired)
             obj["metadata"]["annotations"][MAX_REPLICAS] = str(desired + surge)
 
-        replicaset.update(self.store.update(self.replicasets, replicaset["metadata"]["namespace"],
-                                            replicaset["metadata"]["name"], change))  # fmt: skip
+        meta = replicaset["metadata"]
+        replicaset.update(self.store.update(self.replicasets, meta["namespace"], meta["name"], change))
 
     def _sync_deployment(self, deployment: Obj) -> None:
         meta, spec = deployment["metadata"], deployment["spec"]
@@ -360,8 +360,8 @@ class Controllers:
         namespace, name = meta["namespace"], meta["name"]
         fresh = [self.store.find(self.replicasets, namespace, rs["metadata"]["name"]) for rs in owned if rs]
         sets = [rs for rs in fresh if rs is not None]
-        new_now = next((rs for rs in sets if new is not None and rs["metadata"]["name"] == new["metadata"]["name"]),
-                       None)  # fmt: skip
+        new_name = new["metadata"]["name"] if new is not None else None
+        new_now = next((rs for rs in sets if rs["metadata"]["name"] == new_name), None)
         replicas = spec.get("replicas", 1)
         _, unavailable = surge_and_unavailable(deployment)
         total_spec = sum(rs["spec"].get("replicas", 0) for rs in sets)

@@ -60,8 +60,8 @@ class Connection:
         svc = config.services.get(service)
         if svc is None:
             known = ", ".join(config.services) or "none"
-            raise TargetError(f"service: {service!r} is not in deploy.toml; known services: {known}",
-                              ErrorCode.UNKNOWN_SERVICE)  # fmt: skip
+            message = f"service: {service!r} is not in deploy.toml; known services: {known}"
+            raise TargetError(message, ErrorCode.UNKNOWN_SERVICE)
         env = svc.environments.get(environment)
         if env is None:
             known = ", ".join(svc.environments) or "none"

@@ -45,8 +45,8 @@ class ConfigMapFlags:
 
     def set_flag(self, service: str, environment: str, flag: str, percentage: int) -> str:
         if isinstance(percentage, bool) or not isinstance(percentage, int) or not 0 <= percentage <= 100:
-            raise TargetError(f"flag {flag}: percentage must be a whole number from 0 to 100, got {percentage!r}",
-                              ErrorCode.INVALID_WEIGHTS)  # fmt: skip
+            message = f"flag {flag}: percentage must be a whole number from 0 to 100, got {percentage!r}"
+            raise TargetError(message, ErrorCode.INVALID_WEIGHTS)
         namespace = self.kube.connection.namespace(service, environment)
         name = names.flags_name(service, environment)
         document, exists = self._document(namespace, name)

@@ -16,6 +16,7 @@ import httpx
 from deploy_mcp.core.target import InstanceHealth
 from deploy_mcp.targets.kubernetes import names
 from deploy_mcp.targets.kubernetes.api import Kube
+from deploy_mcp.targets.kubernetes.pods import pod_version
 
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
@@ -58,8 +59,6 @@ class ServiceProxyProber:
         for pod in self.kube.pods(namespace, names.selector(labels)):
             if pod["metadata"].get("deletionTimestamp"):
                 continue
-            from deploy_mcp.targets.kubernetes.workload import _pod_version
-
             name = pod["metadata"]["name"]
             url = f"/api/v1/namespaces/{namespace}/pods/{name}:{port}/proxy{path}"
             started = time.perf_counter()
@@ -67,8 +66,10 @@ class ServiceProxyProber:
                 with self._client("", 5.0) as client:
                     answer = client.get(url)
             except httpx.HTTPError as exc:
-                results.append(InstanceHealth(instance=name, version=_pod_version(pod), healthy=False, url=url,
-                                              detail=f"no answer through the API server: {exc}"))  # fmt: skip
+                detail = f"no answer through the API server: {exc}"
+                results.append(
+                    InstanceHealth(instance=name, version=pod_version(pod), healthy=False, url=url, detail=detail)
+                )
                 continue
             latency = round((time.perf_counter() - started) * 1000, 2)
             word = None
@@ -83,7 +84,7 @@ class ServiceProxyProber:
             results.append(
                 InstanceHealth(
                     instance=name,
-                    version=_pod_version(pod),
+                    version=pod_version(pod),
                     healthy=healthy,
                     url=url,
                     status_code=answer.status_code,

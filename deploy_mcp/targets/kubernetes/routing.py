@@ -20,6 +20,7 @@ from deploy_mcp.core.platform import RouterCapabilities, proportional
 from deploy_mcp.core.target import ErrorCode, TargetError, VersionState, check_weights
 from deploy_mcp.targets.kubernetes import manifests, names
 from deploy_mcp.targets.kubernetes.api import Kube
+from deploy_mcp.targets.kubernetes.pods import pod_state
 
 Obj = dict[str, Any]
 
@@ -169,8 +170,6 @@ class Routing:
 
     def _ready(self, namespace: str, service: str, environment: str) -> dict[str, int]:
         """Ready pods per version, every version that has a pod (ready or not) included."""
-        from deploy_mcp.targets.kubernetes.workload import _pod_state
-
         counts: dict[str, int] = {}
         owner = names.selector(names.owner_labels(service, environment))
         for deployment in self.kube.deployments(namespace, owner):  # a version scaled to 0 is still known
@@ -178,7 +177,7 @@ class Routing:
             if annotations.get(names.NATIVE_ANNOTATION) != "true" and names.VERSION_ANNOTATION in annotations:
                 counts.setdefault(annotations[names.VERSION_ANNOTATION], 0)
         for pod in self.kube.pods(namespace, owner):
-            instance = _pod_state(pod)
+            instance = pod_state(pod)
             counts[instance.version] = counts.get(instance.version, 0) + (1 if instance.ready else 0)
         return counts
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from deploy_mcp.core.target import (
     START_ALLOWANCE_SECONDS,
     ErrorCode,
-    InstancePhase,
     InstanceState,
     Release,
     TargetError,
@@ -25,6 +23,7 @@ from deploy_mcp.core.target import (
 )
 from deploy_mcp.targets.kubernetes import manifests, names
 from deploy_mcp.targets.kubernetes.api import Kube
+from deploy_mcp.targets.kubernetes.pods import crash_looping, pod_state, pod_version
 from deploy_mcp.targets.kubernetes.rollout import Progress, rollout_status, undo_patch
 
 if TYPE_CHECKING:
@@ -34,67 +33,11 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 POLL_SECONDS = 0.1
 CRASH_CHECK_SECONDS = 0.5
-CRASH_LOOP_RESTARTS = 3
 
 
 class NativeStrategy:
     ROLLING = "rolling"
     RECREATE = "recreate"
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _pod_version(pod: Obj) -> str:
-    meta = pod["metadata"]
-    return (meta.get("annotations") or {}).get(names.VERSION_ANNOTATION) or (meta.get("labels") or {}).get(
-        names.VERSION, "?"
-    )
-
-
-def _pod_state(pod: Obj) -> InstanceState:
-    status = pod.get("status") or {}
-    containers = status.get("containerStatuses") or []
-    container = containers[0] if containers else {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    waiting = (container.get("state") or {}).get("waiting") or {}
-    terminated = (container.get("lastState") or {}).get("terminated") or {}
-    if pod["metadata"].get("deletionTimestamp"):
-        phase = InstancePhase.DRAINING
-    elif ready:
-        phase = InstancePhase.READY
-    elif waiting.get("reason") in ("CrashLoopBackOff", "RunContainerError", "ErrImagePull", "ImagePullBackOff"):
-        phase = InstancePhase.CRASHED
-    elif container.get("started") or (container.get("state") or {}).get("running"):
-        phase = InstancePhase.UNREADY if container.get("restartCount") else InstancePhase.STARTING
-    else:
-        phase = InstancePhase.STARTING
-    problem = None
-    if waiting.get("reason") and waiting.get("reason") != "ContainerCreating":
-        problem = f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
-        if terminated:
-            problem += f"; last exit code {terminated.get('exitCode')}"
-            if terminated.get("message"):
-                problem += f", last output: {terminated['message']}"
-    return InstanceState(
-        id=pod["metadata"]["name"],
-        version=_pod_version(pod),
-        phase=phase,
-        restarts=int(container.get("restartCount") or 0),
-        started_at=_parse_time(status.get("startTime")),
-        last_exit_code=terminated.get("exitCode"),
-        last_error=problem,
-    )
-
-
-def _crash_looping(instance: InstanceState) -> bool:
-    return instance.phase is InstancePhase.CRASHED and instance.restarts >= CRASH_LOOP_RESTARTS
 
 
 class KubernetesWorkload:
@@ -181,11 +124,11 @@ class KubernetesWorkload:
                 entry.replicas += deployment["spec"].get("replicas", 0)
                 entry.ready += status.get("readyReplicas", 0)
         for pod in pods:
-            instance = _pod_state(pod)
+            instance = pod_state(pod)
             entry = versions.setdefault(instance.version, VersionState(version=instance.version, replicas=0))
             entry.instances.append(instance)
             entry.restarts += instance.restarts
-            if _crash_looping(instance):
+            if crash_looping(instance):
                 entry.crash_loop = True
             if instance.last_error and not entry.problem:
                 entry.problem = instance.last_error
@@ -384,11 +327,12 @@ class KubernetesWorkload:
             progress(
                 f"deployment {name} rolled back to {version}" + (f" (from revision {revision})" if revision else "")
             )
-        self._wait(namespace, name, service, environment, version, deployment["spec"].get("replicas", 1), timeout,
-                   progress, deployment["metadata"].get("generation", 1))  # fmt: skip
+        replicas = deployment["spec"].get("replicas", 1)
+        generation = deployment["metadata"].get("generation", 1)
+        self._wait(namespace, name, service, environment, version, replicas, timeout, progress, generation)
         # the pods of the version undone drain and go before the rollback counts as done
         for pod in self.kube.pods(namespace, names.selector(names.owner_labels(service, environment))):
-            other = _pod_version(pod)
+            other = pod_version(pod)
             if other != version:
                 self._wait_gone(namespace, service, environment, other, 0, timeout or START_ALLOWANCE_SECONDS)
         return version
@@ -434,8 +378,8 @@ class KubernetesWorkload:
             now = time.monotonic()
             if now >= next_pod_check or status.progress is Progress.FAILED or now >= deadline:
                 next_pod_check = now + CRASH_CHECK_SECONDS
-                instances = [_pod_state(p) for p in self.kube.pods(namespace, pods_selector)]
-                looping = [i for i in instances if _crash_looping(i)]
+                instances = [pod_state(p) for p in self.kube.pods(namespace, pods_selector)]
+                looping = [i for i in instances if crash_looping(i)]
                 if looping:
                     worst = max(looping, key=lambda i: i.restarts)
                     raise TargetError(
