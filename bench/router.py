@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from deploy_mcp.config.loader import load_project  # noqa: E402
 from deploy_mcp.core.target import Release  # noqa: E402
 from deploy_mcp.targets.local.loadgen import LoadResult, run_load  # noqa: E402
-from deploy_mcp.targets.local.platform import LocalTarget  # noqa: E402
+from deploy_mcp.targets.local.platform import create_platform  # noqa: E402
 
 HELLO = ROOT / "examples" / "hello" / "server.py"
 P50_BUDGET_MS = 1.0
@@ -62,9 +62,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="deploy-mcp-bench-") as folder:
         project = load_project(_project(Path(folder)))
-        target = LocalTarget(project, health_interval=1.0)
+        target = create_platform(project, health_interval=1.0)
         release = Release.resolve("bench", project.config.services["bench"], "1.0.0")
-        target.start_version("bench", "bench", release, 1)
+        target.workload.start_version("bench", "bench", release, 1)
         try:
             state = target.state("bench", "bench")
             instance = state.versions[0].instances[0]

@@ -1,6 +1,7 @@
 """`deploy-mcp demo`: the SHIP loop a newcomer can watch, driven through a real MCP session.
 
-It copies examples/ into a temporary project, starts `deploy-mcp serve` as a subprocess and talks to it over
+It copies the example project shipped in the package (deploy_mcp/examples, `examples/` in a clone) into a
+temporary project, starts `deploy-mcp serve` as a subprocess and talks to it over
 stdio the way an agent would, while a load generator sends traffic to the local platform's router:
 
 1. 1.0.0 rolls out to staging and production;
@@ -8,6 +9,8 @@ stdio the way an agent would, while a load generator sends traffic to the local 
 3. 3.0.0 fails one request in five: the canary catches it and the server rolls back by itself.
 
 The demo plays the user too: when the server asks to confirm a production change, it answers yes and says so.
+`--short` plays step 1 in staging only: the same path through the package (example, server, platform, traffic,
+ledger, DEPLOY.md) in a fraction of the time, to check an install.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from rich.console import Console
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+"""Inside the package, so an installed wheel has it (a clone links `examples/` to it)."""
 DEMO_ANALYSIS = {"interval": "2s", "bake": "4s", "min_requests": 20}
 """Short enough to watch: every step judged in seconds, on the traffic the demo sends."""
 DEMO_HEADER = """\
@@ -81,7 +85,8 @@ def _require(data: dict[str, Any], *keys: str) -> Any:
         if not isinstance(node, dict) or key not in node:
             dotted = ".".join(f'"{part}"' if "." in part else part for part in keys[: depth + 1])
             raise DemoSetupError(
-                f"examples/deploy.toml has no {dotted}, which the demo needs; restore it from the repository"
+                f"examples/deploy.toml has no {dotted}, which the demo needs; reinstall deploy-mcp (or restore the "
+                "file from the repository)"
             )
         node = node[key]
     return node
@@ -152,7 +157,24 @@ async def _write_deploy_md(client: Client) -> None:
         console.print(f"  [dim]{escape(line)}[/]", highlight=False)
 
 
-async def _run(config: Path, ports: dict[str, int]) -> None:
+async def _production(client: Client, port: int, loads: list[Any]) -> None:
+    """Steps 1 to 3 in production: the release staging just passed, a good canary, and a bad one."""
+    from deploy_mcp.targets.local.loadgen import BackgroundLoad
+
+    production = f"http://127.0.0.1:{port}/"
+
+    def send_traffic() -> None:
+        if len(loads) < 2:
+            loads.append(BackgroundLoad(production, rate=200).start())
+            console.print(f"  [dim]sending 200 requests/s to production ({production})[/]")
+
+    await _ship(client, "1.0.0", "production", when_paused=send_traffic)
+    send_traffic()
+    await _ship(client, "2.0.0", "production")
+    await _ship(client, "3.0.0", "production")
+
+
+async def _run(config: Path, ports: dict[str, int], short: bool = False) -> None:
     from deploy_mcp.core.records import DeploymentRecord
     from deploy_mcp.server.render import history_table
     from deploy_mcp.targets.local.loadgen import BackgroundLoad
@@ -177,17 +199,8 @@ async def _run(config: Path, ports: dict[str, int]) -> None:
                     BackgroundLoad(f"http://127.0.0.1:{ports['staging']}/", rate=50).start()
                 ),
             )
-            production = f"http://127.0.0.1:{ports['production']}/"
-
-            def send_traffic() -> None:
-                if len(loads) < 2:
-                    loads.append(BackgroundLoad(production, rate=200).start())
-                    console.print(f"  [dim]sending 200 requests/s to production ({production})[/]")
-
-            await _ship(client, "1.0.0", "production", when_paused=send_traffic)
-            send_traffic()
-            await _ship(client, "2.0.0", "production")
-            await _ship(client, "3.0.0", "production")
+            if not short:
+                await _production(client, ports["production"], loads)
         finally:
             for load in loads:
                 result = load.stop()
@@ -199,12 +212,12 @@ async def _run(config: Path, ports: dict[str, int]) -> None:
     console.print(f"demo finished in {time.monotonic() - started:.0f} s; the project was {config.parent}")
 
 
-def run_demo(keep: bool = False) -> int:
+def run_demo(keep: bool = False, short: bool = False) -> int:
     folder = Path(tempfile.mkdtemp(prefix="deploy-mcp-demo-"))
     config: Path | None = None
     try:
         config, ports = _project(folder)
-        anyio.run(_run, config, ports)
+        anyio.run(_run, config, ports, short)
     except Exception as exc:  # the demo reports what went wrong in one line, like every command
         while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
             exc = exc.exceptions[0]

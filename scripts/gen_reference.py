@@ -94,6 +94,8 @@ class ServerListing:
     templates: list[Any]
     prompts: list[Any]
     prompt_samples: dict[str, str] = field(default_factory=dict)
+    output_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each tool's output schema with every nested model spelled out (the listing names the deeper ones)."""
 
 
 PROMPT_SAMPLE_ARGUMENTS = {"service": "web", "version": "2.1.0", "environment": "production", "reason": "REASON"}
@@ -128,6 +130,8 @@ async def _collect(project: Path) -> ServerListing:
             templates=await _all(client.list_resource_templates, "resource_templates"),
             prompts=await _all(client.list_prompts, "prompts"),
         )
+        server.build_all()
+        listing.output_schemas = dict(server.full_output_schemas)
         for prompt in listing.prompts:
             arguments = {
                 arg.name: PROMPT_SAMPLE_ARGUMENTS.get(arg.name, arg.name.upper())
@@ -320,19 +324,20 @@ def render_tools(listing: ServerListing) -> str:
         for tool in listing.tools
     ]
     for tool in listing.tools:
+        output_schema = listing.output_schemas.get(tool.name, tool.output_schema)
         input_defs = tool.input_schema.get("$defs", {})
-        output_defs = (tool.output_schema or {}).get("$defs", {})
+        output_defs = (output_schema or {}).get("$defs", {})
         lines = [f"## {tool.name} {{#{tool.name}}}", "", _badges(tool.annotations), ""]
         lines += ["```text", _signature(tool), "```", ""]
         lines += [text(paragraph) + "\n" for paragraph in (tool.description or "").split("\n\n")]
         lines += [f"Annotations: {_hints(tool.annotations)}.", ""]
         lines += ["### Parameters", "", renderer.fields(tool.input_schema, input_defs, tool.name, inputs=True), ""]
         lines += ["### Result", ""]
-        if tool.output_schema:
+        if output_schema:
             lines += [
-                "Structured output (`structuredContent`), also sent as JSON text for clients that read only text.",
+                "Structured output (`structuredContent`); the text content is a short summary for the model.",
                 "",
-                renderer.fields(tool.output_schema, output_defs, tool.name, inputs=False),
+                renderer.fields(output_schema, output_defs, tool.name, inputs=False),
                 "",
             ]
         else:
@@ -371,8 +376,11 @@ is generated from the server itself, so it lists exactly what this version offer
 """
     intro = f"""
 The tools {listing.name} {listing.version} lists to an MCP client, with their input and output schemas. Every tool
-returns structured output validated against its output schema; errors an agent can cause come back as a tool
-result with `isError: true` and a message that names the field and the fix.
+returns structured output validated against its output schema, and a text content the model reads: a few lines
+saying what happened, the numbers that decided it and what to do next, each fact once. The listing names the
+models nested deeper in a result (`{{"type": "object", "title": "Step"}}`) instead of repeating them in every
+tool; their fields are on this page. Errors an agent can cause come back as a tool result with `isError: true`
+and a message that names the field and the fix.
 {not_yet}"""
     return page("Tools", intro, body, outline="2")  # one entry per tool, not three
 
@@ -485,7 +493,8 @@ FIELD_NOTES: dict[str, str] = {
     "ThresholdOverrides.error_rate": "Overrides the error rate tier.",
     "ThresholdOverrides.latency_p95_ms": "Overrides the p95 latency tier.",
     "ThresholdOverrides.latency_p99_ms": "Overrides (or sets) the p99 latency tier.",
-    "Analysis.interval": "How often a measurement is taken during a step.",
+    "Analysis.interval": "How often a measurement is taken during a step (interval method); the sequential "
+    "method looks at every sample and records its progress this often.",
     "Analysis.bake": "How long each step is observed before it can pass.",
     "Analysis.min_requests": "Requests the new version must have served before a measurement counts; "
     "fewer is no data, and no data is never a pass.",
@@ -494,6 +503,10 @@ FIELD_NOTES: dict[str, str] = {
     "Analysis.consecutive_error_limit": "Metric-source errors in a row tolerated; one more ends the step in Error "
     "(abort).",
     "Analysis.compare_baseline": "Also compare the new version with the stable one running beside it.",
+    "Analysis.method": "`sequential`: an anytime-valid test on every sample, deciding Failed as soon as the "
+    "evidence suffices; `interval`: fixed thresholds once per `interval` (see Concepts: analysis).",
+    "Analysis.confidence": "Sequential only: a release at or under the warn level is stopped with probability at "
+    "most 1 - confidence, however often it is looked at.",
     "ReleaseOverride.env": "Environment variables for this release only, merged over the service's.",
     "ReleaseOverride.command": "A different command for this release (local target).",
     "ReleaseOverride.image": "A different image for this release (Kubernetes and ECS targets).",
@@ -547,6 +560,8 @@ FIELD_NOTES: dict[str, str] = {
     "placeholders `{service}`, `{environment}`, `{version}`, `{window}`, literal braces doubled.",
     "PrometheusSource.error_rate": "PromQL for the share of one version's requests answered with a 5xx (0 to 1); "
     "same placeholders.",
+    "PrometheusSource.scrape_interval": "How often Prometheus scrapes the service; the sequential analysis asks "
+    "once per scrape, never more often.",
     "PrometheusSource.latency_p95": "PromQL for the p95 latency of one version, in seconds; same placeholders.",
     "PrometheusSource.latency_p99": "PromQL for the p99 latency of one version, in seconds; judged only when a "
     "p99 threshold is set.",

@@ -1,6 +1,7 @@
 """The CLI mirrors of the deployment tools, as a person at a terminal uses them: real subprocesses, the real
-local platform, a real ledger. Staging rolls without confirmation; production asks the person at the terminal,
-and without one goes ahead only on an approval a person gave.
+local platform, a real ledger. Staging rolls without confirmation; a production change that needs confirmation is
+not done from a terminal at all, typed answer or terminal approval (issue 9: no terminal tells a person from a
+program).
 """
 
 from __future__ import annotations
@@ -138,11 +139,11 @@ def test_mistakes_and_production_without_a_terminal_are_refused_and_change_nothi
 
     refused = one_line_error(run("deploy", "hello", "1.0.0", "--environment", "production", cwd=project))
     assert "Deploy hello 1.0.0 to production" in refused
-    assert "interactive terminal" in refused and "deploy-mcp approve" in refused and "--change-id" in refused
+    assert "a terminal command cannot give it" in refused and "--server URL" in refused
     unapproved = one_line_error(
         run("deploy", "hello", "1.0.0", "--environment", "production", "--change-id", "CHG-1", cwd=project)
     )
-    assert "No valid approval of CHG-1" in unapproved
+    assert "deploy-mcp approve CHG-1 --service hello --environment production --server URL" in unapproved
     assert not (project / ".deploy" / "ledger.db").exists()
     assert processes_in(project) == []
 
@@ -187,35 +188,20 @@ def test_staging_deploy_status_validate_rollback_and_history(project: Path) -> N
     assert record(project, second_id).status is Status.ROLLED_BACK
 
 
-def test_production_asks_the_person_and_approvals_stand_in_without_a_terminal(project: Path) -> None:
+def test_production_is_not_done_on_a_typed_answer_or_a_terminal_approval(project: Path) -> None:
+    """Issue 9: a terminal cannot tell a person from a program (`script`, a pipe), so neither the typed environment
+    name nor an approval from `deploy-mcp approve` lets a production change start from the CLI any more."""
     args = ("deploy", "hello", "1.0.0", "--environment", "production")
-    wrong = run(*args, cwd=project, answer="prod")
-    assert "not confirmed (you typed 'prod', not 'production')" in one_line_error(wrong, after_prompt=True)
-    assert wrong.stderr.startswith("Deploy hello 1.0.0 to production (first deployment there)")
-    assert "Type the environment name (production) to confirm" in wrong.stderr
+    typed = run(*args, cwd=project, answer="production")
+    assert "a terminal command cannot give it" in one_line_error(typed)
     assert records(project) == []
 
-    # Typed: it runs. A first deployment gets no traffic here, so it pauses (no data is not a pass): exit 3.
-    confirmed = run(*args, cwd=project, answer="production")
-    assert confirmed.returncode == 3, confirmed.stdout + confirmed.stderr
-    paused_id = deployment_id(confirmed)
-    assert "no data is not a pass" in confirmed.stdout
-    assert f"deploy-mcp promote {paused_id}" in confirmed.stdout and f"deploy-mcp abort {paused_id}" in confirmed.stdout
-    paused = record(project, paused_id)
-    assert paused.deployed_by == PERSON and paused.status is Status.INTERRUPTED  # handed back when deploy ended
-
-    # Abort needs no confirmation; this terminal takes the deployment over and undoes it.
-    aborted = run("abort", paused_id, "--reason", "no traffic in this test", cwd=project)
-    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
-    assert f"{paused_id}: aborted" in aborted.stdout
-    assert record(project, paused_id).status is Status.ABORTED
-
-    # No terminal, but a person approved the change: it goes ahead, and the record says who approved it.
     approval = run("approve", "CHG-7", "--service", "hello", "--environment", "production", "--approved-by", "Ana",
                    cwd=project, answer="")  # fmt: skip
     assert approval.returncode == 0, approval.stderr
-    approved = run(*args, "--change-id", "CHG-7", cwd=project)
-    assert approved.returncode == 3, approved.stdout + approved.stderr
-    approved_record = record(project, deployment_id(approved))
-    assert approved_record.deployed_by == f"{PERSON}, approved by Ana"
-    assert approved_record.enterprise is not None and approved_record.enterprise.change_id == "CHG-7"
+    assert "does not let a production change go ahead by itself" in approval.stderr
+    for answer in (None, "production"):
+        refused = run(*args, "--change-id", "CHG-7", cwd=project, answer=answer)
+        assert "a terminal command cannot give it" in one_line_error(refused)
+    assert [r.environment for r in records(project)] == []
+    assert processes_in(project) == []

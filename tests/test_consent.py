@@ -212,18 +212,16 @@ async def test_outside_production_nobody_is_asked(app: App, protocol: str) -> No
 # -- the client cannot ask ---------------------------------------------------------------------------------------
 
 
-async def test_without_elicitation_and_approval_it_is_refused_with_the_command_to_run(app: App, protocol: str) -> None:
+async def test_without_elicitation_it_is_refused_and_no_terminal_approval_is_offered(app: App, protocol: str) -> None:
     result = await call(build(app), protocol, "deploy", PROD)
 
     assert result.is_error
     message = text(result)
     assert "this MCP client cannot ask the user" in message
-    assert "`deploy-mcp approve CHANGE-ID --service web --environment production --approved-by YOUR-NAME`" in message
-    assert "Do not run that command on the user's behalf" in message
+    assert "an approval typed in a terminal (`deploy-mcp approve`) does not" in message
+    assert "Do not run `deploy-mcp approve` or drive a terminal on the user's behalf" in message
+    assert "--approved-by" not in message  # no command is offered that a program could run for the user
     assert deployments(app) == ["1.0.0"]
-
-    with_change = await call(build(app), protocol, "deploy", {**PROD, "change_id": "CHG-9"})
-    assert "`deploy-mcp approve CHG-9 --service web --environment production" in text(with_change)
 
 
 async def test_a_model_set_confirmation_argument_is_not_consent(app: App, protocol: str) -> None:
@@ -238,22 +236,22 @@ async def test_a_model_set_confirmation_argument_is_not_consent(app: App, protoc
     assert "consent" not in listed["deploy"].input_schema["properties"]
 
 
-async def test_without_elicitation_a_terminal_approval_lets_it_run(app: App, protocol: str) -> None:
+async def test_without_elicitation_a_terminal_approval_does_not_count(app: App, protocol: str) -> None:
+    """The hole of issue 9: anything that can run `deploy-mcp approve` (an agent's shell through `script`) used
+    to be able to let its own production change go ahead. Without identities no approval stands in for the user."""
     approve(app, "CHG-9", "web", "production", "alice")
     result = await call(build(app), protocol, "deploy", {**PROD, "change_id": "CHG-9"})
 
-    assert not result.is_error, text(result)
-    assert deployments(app) == ["2.0.0", "1.0.0"]
-    consent = result.structured_content or {}
-    assert (consent["by"], consent["approved_by"], consent["change_id"]) == ("approval", "alice", "CHG-9")
-
-
-async def test_an_approval_of_another_change_or_environment_does_not_count(app: App, protocol: str) -> None:
-    approve(app, "CHG-9", "web", "staging", "alice")
-    approve(app, "CHG-8", "web", "production", "alice")
-    result = await call(build(app), protocol, "deploy", {**PROD, "change_id": "CHG-9"})
-    assert result.is_error and "deploy-mcp approve CHG-9" in text(result)
+    assert result.is_error and "cannot ask the user" in text(result)
     assert deployments(app) == ["1.0.0"]
+
+
+async def test_with_elicitation_the_user_still_decides_whatever_was_approved(app: App, protocol: str) -> None:
+    approve(app, "CHG-9", "web", "production", "alice")
+    user = User("decline")
+    result = await call(build(app), protocol, "deploy", {**PROD, "change_id": "CHG-9"}, user)
+    assert result.is_error and "The user declined" in text(result)
+    assert len(user.questions) == 1 and deployments(app) == ["1.0.0"]
 
 
 # -- the policy is applied before anyone is asked ---------------------------------------------------------------
@@ -345,36 +343,34 @@ async def test_a_rollback_the_runner_would_refuse_is_refused_before_asking(app: 
     assert deployments(app) == ["2.0.0", "1.0.0"]
 
 
-async def test_actions_on_a_deployment_are_approved_by_its_id(app: App, protocol: str) -> None:
+async def test_actions_on_a_deployment_are_not_approved_from_a_terminal(app: App, protocol: str) -> None:
     running = app.ledger().create(
         service="web", version="2.0.0", environment="production", strategy="canary", status=Status.PAUSED
     )
     refused = await call(build(app), protocol, "promote", {"deployment_id": running.id})
-    assert refused.is_error
-    assert f"deploy-mcp approve {running.id} --service web --environment production" in text(refused)
-    assert app.ledger().events(running.id) == []
+    assert refused.is_error and "cannot ask the user" in text(refused)
 
     approve(app, running.id, "web", "production", "alice")
-    done = await call(build(app), protocol, "promote", {"deployment_id": running.id})
+    still = await call(build(app), protocol, "promote", {"deployment_id": running.id})
+    assert still.is_error and "cannot ask the user" in text(still)
+    assert app.ledger().events(running.id) == []
+
+    user = User()
+    done = await call(build(app), protocol, "promote", {"deployment_id": running.id}, user)
     assert not done.is_error, text(done)
-    assert [e.message for e in app.ledger().events(running.id)] == ["approval"]
+    assert [e.message for e in app.ledger().events(running.id)] == ["user"]
 
     unknown = await call(build(app), protocol, "promote", {"deployment_id": "deploy-2020-01-01-001"})
     assert unknown.is_error and "deployment_history lists the ids" in text(unknown)
 
 
-async def test_without_elicitation_a_rollback_is_approved_by_the_deployment_it_reverts(app: App, protocol: str) -> None:
+async def test_without_elicitation_a_rollback_is_refused_even_with_a_terminal_approval(app: App, protocol: str) -> None:
     _, reverted = rolled_back_release(app)  # 2.0.0, not the newer 3.0.0 its canary already rolled back
     arguments = {"service": "web", "environment": "production", "reason": "error rate 7%"}
-    refused = await call(build(app), protocol, "rollback", arguments)
-    assert refused.is_error
-    assert f"`deploy-mcp approve {reverted} --service web --environment production" in text(refused)
-    assert "run the rollback themselves in a terminal" in text(refused)
-
     approve(app, reverted, "web", "production", "on-call")
-    done = await call(build(app), protocol, "rollback", arguments)
-    assert not done.is_error, text(done)
-    assert (done.structured_content or {})["approved_by"] == "on-call"
+    refused = await call(build(app), protocol, "rollback", arguments)
+    assert refused.is_error and "cannot ask the user" in text(refused)
+    assert deployments(app) == ["3.0.0", "2.0.0", "1.0.0"]
 
 
 async def test_abort_in_production_is_never_held_up_by_a_question(app: App, protocol: str) -> None:

@@ -15,8 +15,9 @@ import pytest
 
 from deploy_mcp.config.loader import Project, load_project
 from deploy_mcp.core.plans import CheckVia, Plan, build_plan
+from deploy_mcp.core.platform import EXACT
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status
-from deploy_mcp.core.runner import Runner, actions
+from deploy_mcp.core.runner import Runner, RunnerError, actions
 from deploy_mcp.core.target import Release
 from deploy_mcp.ledger import SqliteLedger
 from deploy_mcp.targets.fake import FakePlatform, create_fake_platform
@@ -261,3 +262,14 @@ def test_rolling_and_recreate_without_a_router_let_traffic_follow_the_instances(
     record = no_router.deploy(no_router.plan("2.0.0", "recreate"))
     assert record.status is Status.SUCCEEDED, record.reason
     assert no_router.platform.state(SERVICE, "recreate").weights == {"2.0.0": 100}
+
+
+def test_a_plan_made_for_another_router_is_refused_before_anything_runs(no_router: Shop) -> None:
+    no_router.seed("canary")
+    made_for_exact = build_plan(
+        no_router.project.config, SERVICE, "2.0.0", "canary", current_version="1.0.0", capabilities=EXACT
+    )
+    with pytest.raises(RunnerError, match="plan the deployment again"):
+        no_router.runner.start(made_for_exact)
+    assert no_router.platform.calls == [("start_version", "1.0.0", "4")]  # only the seed
+    assert no_router.ledger.list(service=SERVICE) == []

@@ -208,6 +208,30 @@ def test_health_of_a_malformed_url_is_an_answer_not_an_exception() -> None:
     assert not check.healthy and "not a valid http(s) URL" in check.detail
 
 
+def test_health_and_smoke_keep_the_base_path_of_a_probers_client() -> None:
+    """A Kubernetes prober's client points at the API server's service proxy: every check must stay under it."""
+    proxy = "/api/v1/namespaces/shop/services/web:80/proxy"
+    seen: list[str] = []
+
+    def api_server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if not request.url.path.startswith(proxy + "/"):
+            return httpx.Response(403, text="outside the proxy")
+        path = request.url.path.removeprefix(proxy)
+        if path == "/health":
+            return httpx.Response(200, json={"status": "ok", "version": "2.0.0"})
+        return httpx.Response(200 if path == "/" else 404, text="x")
+
+    base = f"https://cluster.example{proxy}"
+    with httpx.Client(transport=httpx.MockTransport(api_server), base_url=base) as client:
+        health = check_health(client, "/health")
+        smoke = run_smoke(client, ["/health", "/", "!/nonexistent"])
+    assert health.healthy and health.version == "2.0.0" and health.url == base + "/health"
+    assert smoke.passed, smoke.summary
+    assert smoke.base_url == base and [r.url for r in smoke.results][1] == base + "/"
+    assert all(path.startswith(proxy + "/") for path in seen), seen
+
+
 # -- smoke ------------------------------------------------------------------------------------------------------------
 
 

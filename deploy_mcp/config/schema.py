@@ -18,6 +18,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 # Service names become file names, URL parts, metric labels and platform object names.
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -53,6 +54,13 @@ class StrategyName(StrEnum):
     CANARY = "canary"
     RECREATE = "recreate"
     FEATURE_FLAG = "feature-flag"
+
+
+class AnalysisMethod(StrEnum):
+    """How measurements become a verdict: an anytime-valid test on every sample, or fixed thresholds per interval."""
+
+    SEQUENTIAL = "sequential"
+    INTERVAL = "interval"
 
 
 class TargetKind(StrEnum):
@@ -111,6 +119,8 @@ class Analysis(Strict):
     inconclusive_limit: int = Field(default=0, ge=0)
     consecutive_error_limit: int = Field(default=4, ge=0)
     compare_baseline: bool = True
+    method: AnalysisMethod = AnalysisMethod.SEQUENTIAL
+    confidence: float = Field(default=0.95, ge=0.8, le=0.9999)
 
 
 class RecordedCheck(Strict):
@@ -178,6 +188,11 @@ class Service(Strict):
     command: list[str] | None = None
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    inherit_env: list[str] = Field(
+        default_factory=list,
+        description="Names of variables the service's instances get from deploy-mcp's own environment "
+        "(local platform). Besides these they get only PATH, HOME, LANG, TZ, env and PORT, VERSION, SERVICE.",
+    )
     image: str | None = None
     manifest: str | None = Field(
         default=None,
@@ -212,6 +227,17 @@ class Service(Strict):
             if not check.lstrip("!").startswith("/"):
                 raise ValueError(f"smoke check {check!r} must be a path starting with '/' ('!/path' expects 404)")
         return smoke
+
+    @field_validator("inherit_env")
+    @classmethod
+    def _variable_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _VARIABLE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not an environment variable name; list names only, such as "
+                    '["DATABASE_URL", "AWS_PROFILE"] (values stay in the environment)'
+                )
+        return names
 
     @field_validator("command")
     @classmethod
@@ -273,6 +299,7 @@ class PrometheusSource(Strict):
         ' / sum(rate(deploy_mcp_requests_total{{service="{service}",environment="{environment}",'
         'version="{version}"}}[{window}]))'
     )
+    scrape_interval: Duration = 15.0
     latency_p95: str = (
         "histogram_quantile(0.95, sum by (le) (rate(deploy_mcp_request_duration_seconds_bucket"
         '{{service="{service}",environment="{environment}",version="{version}"}}[{window}])))'

@@ -28,6 +28,9 @@ target = "local"                                    # local | kubernetes | ecs
 # The local platform starts each instance with this command: {{port}} is a free port it picks per instance,
 # {{python}} the interpreter running deploy-mcp (so this works where only python3 is installed).
 command = ["{{python}}", "-m", "http.server", "{{port}}", "--bind", "127.0.0.1"]
+# Instances get PATH, HOME, LANG, TZ and what deploy.toml sets, nothing else of deploy-mcp's environment
+# (no DEPLOY_MCP_TOKEN, no cloud keys); name what the service really needs:
+# inherit_env = ["DATABASE_URL"]
 replicas = 2
 health = "/"                                        # must answer 2xx when the instance is ready
 smoke = ["/"]                                       # "!/path" means the path must answer 404

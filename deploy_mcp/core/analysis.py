@@ -48,6 +48,7 @@ __all__ = [
     "Measurement",
     "MetricsSource",
     "judge",
+    "latency_findings",
     "run_analysis",
     "source_error",
     "worst",
@@ -90,6 +91,8 @@ class Measurement:
     elapsed: float = 0.0
     canary: MetricSnapshot | None = None
     baseline: MetricSnapshot | None = None
+    statistics: dict[str, Any] = field(default_factory=dict)
+    """The sequential method's evidence (log likelihood ratios against their boundaries); empty for interval."""
 
     @property
     def judged(self) -> bool:
@@ -102,6 +105,8 @@ class Measurement:
             numbers.update(_snapshot_numbers(self.canary))
         if self.baseline is not None:
             numbers["baseline"] = _snapshot_numbers(self.baseline)
+        if self.statistics:
+            numbers["sequential"] = self.statistics
         return numbers
 
 
@@ -139,14 +144,10 @@ def judge(
     findings += _tier_findings(
         "error rate", canary.error_rate, thresholds.error_rate, _percent, f"over {requests} requests to {version}"
     )
-    for label, value, tier in (
-        ("p95 latency", canary.p95_ms, thresholds.latency_p95_ms),
-        ("p99 latency", canary.p99_ms, thresholds.latency_p99_ms),
-    ):
-        if value is not None and tier is not None:
-            findings += _tier_findings(label, value, tier, _ms, f"over {requests} requests to {version}")
+    findings += latency_findings(canary, None, thresholds, version, None)
     if analysis.compare_baseline and baseline is not None and baseline_version and baseline.requests >= needed:
         findings += _baseline_findings(canary, baseline, thresholds, version, baseline_version)
+        findings += latency_findings(canary, baseline, thresholds, version, baseline_version, tiers=False)
 
     if findings:
         phase = worst(*(phase for phase, _ in findings))
@@ -181,6 +182,37 @@ def _tier_findings(
     return []
 
 
+def latency_findings(
+    canary: MetricSnapshot,
+    baseline: MetricSnapshot | None,
+    thresholds: Thresholds,
+    version: str,
+    baseline_version: str | None,
+    *,
+    tiers: bool = True,
+) -> list[tuple[Phase, str]]:
+    """p95 (and p99) against their tiers, and p95 against twice the baseline's when a baseline is given."""
+    findings: list[tuple[Phase, str]] = []
+    if tiers:
+        for label, value, tier in (
+            ("p95 latency", canary.p95_ms, thresholds.latency_p95_ms),
+            ("p99 latency", canary.p99_ms, thresholds.latency_p99_ms),
+        ):
+            if value is not None and tier is not None:
+                findings += _tier_findings(label, value, tier, _ms, f"over {canary.requests} requests to {version}")
+    if baseline is not None and baseline_version and canary.p95_ms is not None and baseline.p95_ms is not None:
+        floor = BASELINE_LATENCY_FLOOR_SHARE * thresholds.latency_p95_ms.warn
+        if canary.p95_ms > BASELINE_LATENCY_RATIO * baseline.p95_ms and canary.p95_ms - baseline.p95_ms >= floor:
+            findings.append(
+                (
+                    Phase.INCONCLUSIVE,
+                    f"p95 latency {_ms(canary.p95_ms)} of {version} is more than {BASELINE_LATENCY_RATIO:g}x "
+                    f"{baseline_version}'s {_ms(baseline.p95_ms)}: investigate",
+                )
+            )
+    return findings
+
+
 def _baseline_findings(
     canary: MetricSnapshot, baseline: MetricSnapshot, thresholds: Thresholds, version: str, baseline_version: str
 ) -> list[tuple[Phase, str]]:
@@ -198,16 +230,6 @@ def _baseline_findings(
                 f"{_percent(margin)} (the larger of half the warn level and 3 standard errors): investigate",
             )
         )
-    if canary.p95_ms is not None and baseline.p95_ms is not None:
-        floor = BASELINE_LATENCY_FLOOR_SHARE * thresholds.latency_p95_ms.warn
-        if canary.p95_ms > BASELINE_LATENCY_RATIO * baseline.p95_ms and canary.p95_ms - baseline.p95_ms >= floor:
-            findings.append(
-                (
-                    Phase.INCONCLUSIVE,
-                    f"p95 latency {_ms(canary.p95_ms)} of {version} is more than {BASELINE_LATENCY_RATIO:g}x "
-                    f"{baseline_version}'s {_ms(baseline.p95_ms)}: investigate",
-                )
-            )
     return findings
 
 

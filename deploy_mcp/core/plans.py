@@ -502,7 +502,8 @@ def _canary_by_replicas(ctx: _Context, steps: _Steps, old: str) -> _Steps:
         share = split.share
         if share <= last_share:
             steps.notes.append(
-                f"{weight}% requested: left out, {total} replicas make no split closer to it than {last_share}%"
+                f"{weight}% requested: left out, since with {_replicas(total)} it is {last_share}% again, "
+                "the step before"
             )
             continue
         if weight >= 100:
@@ -510,7 +511,7 @@ def _canary_by_replicas(ctx: _Context, steps: _Steps, old: str) -> _Steps:
         made = (
             f"{share}%"
             if split.exact
-            else f"{weight}% requested, {share}% possible with {total} replicas ({_count(split.new)})"
+            else f"{weight}% requested, {share}% possible with {_replicas(total)} ({_count(split.new)})"
         )
         if not split.exact:
             steps.notes.append(made)
@@ -526,7 +527,7 @@ def _canary_by_replicas(ctx: _Context, steps: _Steps, old: str) -> _Steps:
                 steps.check(new)
             running_new = split.new
         if 0 < split.old < running_old:
-            steps.scale(old, split.old, f"Scale {old} down to {_count(split.old)}, so the service keeps {total}.")
+            steps.scale(old, split.old, f"Scale {old} down to {_count(split.old)}: the service keeps {_count(total)}.")
             running_old = split.old
         steps.weights(
             {old: 100 - share, new: share},
@@ -682,7 +683,7 @@ def _warnings(
     if steps.notes:
         warnings.append(
             f"This platform has no traffic router: a version's share of traffic is its share of the ready instances, "
-            f"so with {ctx.replicas} replicas the canary steps are the splits it can make: "
+            f"so with {_replicas(ctx.replicas)} the canary steps are the splits it can make: "
             + "; ".join(steps.notes)
             + ". Add replicas for finer steps, or a traffic router (Gateway API) for exact weights."
         )
@@ -783,6 +784,10 @@ def _tier(name: str, tier: Tier, show: Callable[[float], str]) -> str:
     return (
         f"{name}: warn above {show(tier.warn)} (pause for a decision), critical above {show(tier.critical)} (roll back)"
     )
+
+
+def _replicas(replicas: int) -> str:
+    return f"{replicas} replica" + ("" if replicas == 1 else "s")
 
 
 def _count(replicas: int) -> str:

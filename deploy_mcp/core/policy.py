@@ -358,8 +358,8 @@ def requirements(
             "production-confirmation",
             "confirmation",
             f"{env_name!r} is a production environment: the user confirms this deployment when asked. If the "
-            "client cannot ask, a human approves it out of band (deploy-mcp approve); the model cannot approve "
-            "for itself.",
+            "client cannot ask, a releaser approves it through the team server (deploy-mcp approve --server); "
+            "an approval typed in a terminal does not count, and the model cannot approve for itself.",
         )
     for needed in ctx.env.requires:
         gate(

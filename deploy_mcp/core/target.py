@@ -73,6 +73,7 @@ class Release(Model):
     env: dict[str, str] = Field(default_factory=dict)
     image: str | None = None
     cwd: str | None = None
+    inherit_env: list[str] = Field(default_factory=list)
     deployment_id: str | None = Field(
         default=None, description="the deployment that starts it, for platforms that label what they create"
     )
@@ -93,6 +94,7 @@ class Release(Model):
             env=env,
             image=image,
             cwd=service.cwd,
+            inherit_env=list(service.inherit_env),
         )
 
 

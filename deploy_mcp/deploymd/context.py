@@ -15,6 +15,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from deploy_mcp.config.schema import DeployConfig, Mode, Service, StrategyName, TargetKind, Thresholds, Tier
+from deploy_mcp.core.masking import mask_command
 from deploy_mcp.core.plans import PlanStep, build_plan
 from deploy_mcp.core.policy import ENTERPRISE_MONITORING_SECONDS, Gate
 from deploy_mcp.core.units import human_duration, percent
@@ -213,14 +214,14 @@ def _service(config: DeployConfig, name: str, svc: Service, files: ProjectFiles,
         name=name,
         target=svc.target.value,
         image=svc.image,
-        command=svc.command,
+        command=mask_command(svc.command),  # DEPLOY.md is committed and read by everyone
         cwd=svc.cwd,
         replicas=svc.replicas,
         health=svc.health,
         smoke=[(path[1:], 404) if path.startswith("!") else (path, 200) for path in svc.smoke],
         flag_name=svc.flag.name if svc.flag else None,
         flag_file=svc.flag.file if svc.flag else None,
-        test_command=getattr(svc, "test_command", None),
+        test_command=mask_command(getattr(svc, "test_command", None)),
         requests_per_second=svc.requests_per_second,
         irreversible=sorted(v for v, release in svc.versions.items() if release.migrations_irreversible),
         serves_docs=_serves(svc, files),

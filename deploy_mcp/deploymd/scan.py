@@ -18,6 +18,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy_mcp.core.regular_files import read_regular_text
+from deploy_mcp.errors import UserError
+
 SKIPPED_DIRS = frozenset(
     {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "env", "__pycache__", ".deploy", ".tox", ".nox",
      "dist", "build", "target", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".vitepress", "site-packages"}
@@ -150,11 +153,9 @@ def scan_project(root: Path, migration_folders: tuple[str, ...] = ()) -> Project
 
 
 def _read(path: Path) -> str | None:
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
-            return None
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    try:  # a FIFO named Dockerfile must not hang the generator: regular files only, opened without blocking
+        return read_regular_text(path, MAX_FILE_BYTES, errors="replace")
+    except (OSError, UserError):
         return None
 
 

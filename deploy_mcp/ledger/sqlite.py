@@ -31,6 +31,8 @@ from typing import Any, Self
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
+from deploy_mcp.config.loader import STATE_DIR
+from deploy_mcp.core.private import FOLDER_MODE, create_private_file, private_folder, tighten
 from deploy_mcp.core.records import DeploymentRecord, Event, Status, utcnow
 from deploy_mcp.ledger.base import (
     PROVISIONAL_CLAIM_LEASE,
@@ -63,7 +65,11 @@ class SqliteLedger:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
+            private_folder(self._path.parent)  # 0700: the ledger says who approved what
+            if self._path.parent.name == STATE_DIR:
+                tighten(self._path.parent, FOLDER_MODE)  # a .deploy made by an older version was 0755
+            self._refuse_emptied()
+            create_private_file(self._path)  # 0600 before SQLite creates it (its -wal and -shm copy the mode)
         except OSError as exc:
             raise LedgerError(
                 f"cannot create the ledger folder {self._path.parent}: {exc.strerror}; check its permissions"
@@ -98,6 +104,23 @@ class SqliteLedger:
                 "and a new one will be created"
             ) from None
         return conn
+
+    def _refuse_emptied(self) -> None:
+        """A zero-byte ledger in a folder with history was truncated; opening it would restart ids and history."""
+        try:
+            if self._path.stat().st_size:
+                return
+        except FileNotFoundError:
+            return
+        others = sorted(p.name for p in self._path.parent.iterdir() if not p.name.startswith(self._path.name))
+        if not others:
+            return  # a new folder: a ledger that was being created
+        raise LedgerError(
+            f"the ledger {self._path} is empty (0 bytes), but {self._path.parent} holds earlier state "
+            f"({', '.join(others[:5])}): the file was truncated or replaced, and using it would start deployment "
+            f"ids and history again. Restore it from a backup; or, to start a new ledger on purpose, move it aside "
+            f"(mv {self._path} {self._path}.empty)"
+        )
 
     def _refuse_newer(self, found: int) -> None:
         if found > SCHEMA_VERSION:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from deploy_mcp.core.regular_files import read_regular_text
+
 _MARKER = re.compile(
     r"^[ \t]*--[ \t]*(?:\+(?P<tool>migrate|goose)[ \t]+(?P<word>up|down)\b|migrate:(?P<dbmate>up|down)\b)",
     re.IGNORECASE | re.MULTILINE,
@@ -53,6 +55,12 @@ class Migration:
     up: Section | None
     down: Section | None
     expected_down: str | None  # where the down step should be, when the layout says; None for plain files
+
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+"""A migration larger than this is data, not schema; squawk's memory grows with its input (200 MB took 5.7 GB)."""
+MAX_TOTAL_BYTES = 50 * 1024 * 1024
+"""All the files of one lint together."""
 
 
 def sql_files(path: Path) -> list[Path]:
@@ -161,4 +169,4 @@ def _single_file(file: Path, text: str) -> Migration:
 
 
 def _read(file: Path) -> str:
-    return file.read_text(encoding="utf-8", errors="replace")
+    return read_regular_text(file, MAX_FILE_BYTES, errors="replace")

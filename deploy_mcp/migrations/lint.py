@@ -12,7 +12,7 @@ from pathlib import Path
 from deploy_mcp.errors import UserError
 from deploy_mcp.migrations import squawk
 from deploy_mcp.migrations.advice import squawk_advice
-from deploy_mcp.migrations.layout import Migration, discover
+from deploy_mcp.migrations.layout import MAX_FILE_BYTES, MAX_TOTAL_BYTES, Migration, discover, sql_files
 from deploy_mcp.migrations.models import SEVERITY_ORDER, Finding, MigrationReport
 from deploy_mcp.migrations.rules import IRREVERSIBLE, check, layout_note
 
@@ -36,6 +36,7 @@ def lint(path: str | Path, *, root: Path | None = None) -> MigrationReport:
     # Symbolic links must not lead the linter out of the folder it was pointed at (the tool's boundary is the
     # project root; a folder outside the root, such as a monorepo's shared migrations, bounds itself).
     boundary = base if target.is_relative_to(base) else target if target.is_dir() else target.parent
+    _refuse_oversized(sql_files(target), base)
     migrations, outside = _inside(discover(target), boundary)
     if outside:
         notes.append(
@@ -73,6 +74,25 @@ def lint(path: str | Path, *, root: Path | None = None) -> MigrationReport:
         squawk_version=version,
         notes=notes,
     )
+
+
+def _refuse_oversized(files: list[Path], base: Path) -> None:
+    """Before anything is read: one file or all of them too large for a linter is a clear error, not a hang."""
+    total = 0
+    for file in files:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise MigrationPathError(
+                f"path: {_relative(file, base)!r} is {size / 1048576:.1f} MB, more than the {MAX_FILE_BYTES // 1048576}"
+                " MB a migration file may have here; a file that large holds data, not schema changes: lint the "
+                "schema migrations alone (give their folder or file), and load the data another way"
+            )
+        total += size
+    if total > MAX_TOTAL_BYTES:
+        raise MigrationPathError(
+            f"path: the {len(files)} .sql files come to {total / 1048576:.1f} MB, more than the "
+            f"{MAX_TOTAL_BYTES // 1048576} MB linted in one call; give a narrower folder or one migration file"
+        )
 
 
 def _squawk_findings(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 from deploy_mcp.config.schema import Mode, StrategyName, TargetKind
+from deploy_mcp.core.masking import mask_command
 from deploy_mcp.core.policy import PolicyCheck, PolicyDecision, approve_command
 from deploy_mcp.core.records import Status
 from deploy_mcp.core.target import Release
@@ -454,6 +455,8 @@ def tests_passed(facts: Facts) -> CheckResult:
     commit = git.head if git.problem is None and not git.dirty else None
     unrecorded = "not a git checkout" if git.problem is not None or git.head is None else "uncommitted changes"
     state_dir = facts.app.project.state_dir
+    if facts.config.policy.read_only:
+        return _recorded_tests_only(facts, name, command, commit, state_dir)
     run = testruns.recorded(state_dir, commit, command) if commit else None
     reused = run is not None
     if run is None:
@@ -461,16 +464,45 @@ def tests_passed(facts: Facts) -> CheckResult:
         run = testruns.run_tests(command, cwd, facts.svc.test_timeout, commit)
         if run.problem is None:
             testruns.record(state_dir, run)
-    evidence = testruns.describe(run, reused=reused, unrecorded=unrecorded)
+    evidence = testruns.describe(run, reused=reused, unrecorded=unrecorded, secrets=facts.svc.env.values())
     found = git.version_commit if git.problem is None else None
     if found and commit and found.commit != commit:
         evidence += f" (version {facts.version} is commit {found.commit[:12]}: the tests ran on HEAD, not on it)"
     fix = (
-        f"make `{' '.join(command)}` pass, commit, and check again"
+        f"make `{' '.join(mask_command(command) or [])}` pass, commit, and check again"
         if run.problem is None
         else f"fix {facts.key('test_command')} or {facts.key('test_timeout')}: {run.problem}"
     )
     return _result(facts, name, run.passed, evidence, fix)
+
+
+def _recorded_tests_only(
+    facts: Facts, name: str, command: list[str], commit: str | None, state_dir: Path
+) -> CheckResult:
+    """A read-only session executes nothing, not even the test command: it reports the run recorded for this
+    commit, else the last one recorded, and says which."""
+    from deploy_mcp.preflight import testruns
+
+    run = (testruns.recorded(state_dir, commit, command) if commit else None) or testruns.latest(state_dir, command)
+    ran = f"`{' '.join(command)}`"
+    if run is None:
+        return _result(
+            facts,
+            name,
+            False,
+            f"read-only session (policy.read_only): {ran} was not run, and no run of it is recorded",
+            f"run {ran} where changes are allowed (a preflight there records the result), then check again",
+        )
+    where = "this commit" if run.commit and run.commit == commit else f"commit {(run.commit or 'unknown')[:12]}"
+    outcome = "passed" if run.passed else f"failed (exit {run.exit_code})"
+    return _result(
+        facts,
+        name,
+        run.passed,
+        f"read-only session (policy.read_only): {ran} was not run; the last recorded run, on {where} at "
+        f"{run.finished_at:%Y-%m-%d %H:%M} UTC, {outcome}",
+        f"make {ran} pass and record a run where changes are allowed",
+    )
 
 
 UNDECLARED_IRREVERSIBLE = "migrations: undeclared irreversible"

@@ -17,10 +17,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from deploy_mcp.core.masking import mask_command, redact_output
+from deploy_mcp.core.private import private_folder, private_state_dir
 
 RESULTS_FOLDER = "test-results"
 OUTPUT_TAIL_CHARS = 1500
@@ -52,6 +56,25 @@ def recorded(state_dir: Path, commit: str, command: list[str]) -> TestRun | None
     return run if run.command == command else None
 
 
+def latest(state_dir: Path, command: list[str]) -> TestRun | None:
+    """The newest recorded run of ``command`` on any commit: what a read-only session reports, since it runs
+    nothing. None when no run of that command was ever recorded."""
+    folder = state_dir / RESULTS_FOLDER
+    runs: list[TestRun] = []
+    try:
+        paths = list(folder.glob("*.json"))
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            run = TestRun.model_validate_json(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, ValidationError):
+            continue
+        if run.command == command:
+            runs.append(run)
+    return max(runs, key=lambda run: run.finished_at, default=None)
+
+
 def record(state_dir: Path, run: TestRun) -> Path | None:
     """Keep ``run`` for its commit; a state folder that cannot be written only costs a rerun next time."""
     if run.commit is None:
@@ -59,7 +82,7 @@ def record(state_dir: Path, run: TestRun) -> Path | None:
     folder = state_dir / RESULTS_FOLDER
     path = folder / f"{run.commit}.json"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        private_folder(private_state_dir(state_dir) / RESULTS_FOLDER)  # output may hold secrets: 0700
         temporary = path.with_name(path.name + ".tmp")
         temporary.write_text(run.model_dump_json(indent=2) + "\n", encoding="utf-8")
         os.replace(temporary, path)
@@ -111,10 +134,12 @@ def run_tests(command: list[str], cwd: Path, timeout: float, commit: str | None)
     return done(process.returncode == 0, process.returncode, output or "")
 
 
-def describe(run: TestRun, *, reused: bool, unrecorded: str = "uncommitted changes") -> str:
+def describe(
+    run: TestRun, *, reused: bool, unrecorded: str = "uncommitted changes", secrets: Iterable[str] = ()
+) -> str:
     """One sentence for the evidence: what ran, on what, and how it ended (``unrecorded``: why a run without a
-    commit was not recorded)."""
-    what = " ".join(run.command)
+    commit was not recorded). Commands are masked and output redacted (``secrets``: the service's env values)."""
+    what = " ".join(mask_command(run.command) or [])
     on = f" on commit {run.commit[:12]}" if run.commit else f" on the working tree (not recorded: {unrecorded})"
     when = f"recorded {run.finished_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if reused else f"ran in {run.seconds:g} s"
     if run.problem:
@@ -122,5 +147,6 @@ def describe(run: TestRun, *, reused: bool, unrecorded: str = "uncommitted chang
     verdict = "passed" if run.passed else f"failed (exit code {run.exit_code})"
     text = f"`{what}`{on} {verdict}, {when}"
     if not run.passed and run.output_tail.strip():
-        text += ". Last output:\n" + "\n".join(run.output_tail.strip().splitlines()[-15:])
+        tail = "\n".join(run.output_tail.strip().splitlines()[-15:])
+        text += ". Last output:\n" + redact_output(tail, secrets)
     return text

@@ -12,10 +12,12 @@ Production needs the user's consent, and the server asks for it:
 - For deploy, rollback and the other destructive actions in production, the server asks the user to confirm.
   Let the user answer. Never answer for them, never pass an argument meant as confirmation, and never run
   `deploy-mcp approve` yourself: consent you give yourself is not consent.
-- If the server refuses because this client cannot ask the user, stop and tell the user. A human can approve
-  out of band in a terminal with
-  `deploy-mcp approve CHANGE-ID --service SERVICE --environment ENVIRONMENT --approved-by NAME`;
-  then retry the same call (a deploy passes change_id="CHANGE-ID").
+- If the server refuses because this client cannot ask the user, or because your role does not reach
+  production, stop and tell the user. The user can make the call from an MCP client that asks them; on a team
+  server a releaser (a person, with their own token) approves it with
+  `deploy-mcp approve CHANGE-ID --service SERVICE --environment ENVIRONMENT --server URL`;
+  then retry the same call (a deploy passes change_id="CHANGE-ID"). An approval typed in a terminal does not
+  count for production, so driving a terminal for one (`script`, piped answers) changes nothing.
 - A refusal by policy (read-only session, environment not allowed, outside the deploy window, a required
   environment not yet succeeded) is an answer, not an obstacle: report it and do not look for a way round it."""
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deploy_mcp import __version__
 from deploy_mcp.errors import UserError
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from deploy_mcp.app import App
     from deploy_mcp.core.records import Status
+    from deploy_mcp.server.auth import AnyOf
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="deploy-mcp", description="Ship services safely: an MCP server for coding agents, and its CLI."
     )
     parser.add_argument("--config", help="path to deploy.toml (default: $DEPLOY_MCP_CONFIG, then search upwards)")
+    parser.add_argument("--version", action="version", version=f"deploy-mcp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
@@ -38,9 +41,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME[:PORT]",
         help="a Host name clients use to reach the server (repeatable); needed with --host 0.0.0.0 or ::",
     )
-    serve.add_argument("--token-file", help="file holding the bearer token (default: $DEPLOY_MCP_TOKEN)")
+    serve.add_argument(
+        "--token-file",
+        help="identities and roles: a token file written by `deploy-mcp token add` (default: "
+        "$DEPLOY_MCP_TOKEN_FILE); a file holding one bearer token is the single shared token, as $DEPLOY_MCP_TOKEN",
+    )
     serve.add_argument(
         "--insecure-no-auth", action="store_true", help="serve HTTP without a token (loopback addresses only)"
+    )
+    serve.add_argument("--oidc-issuer", metavar="URL", help="also accept OIDC access tokens (JWT) of this issuer")
+    serve.add_argument(
+        "--oidc-resource",
+        metavar="URL",
+        help="with --oidc-issuer: this server's MCP URL as clients use it; tokens must be issued for it (aud)",
+    )
+    serve.add_argument(
+        "--oidc-role-claim", default="roles", help="the claim holding viewer, deployer or releaser (default roles)"
     )
 
     init = commands.add_parser("init", help="write a commented starter deploy.toml here")
@@ -52,21 +68,50 @@ def _parser() -> argparse.ArgumentParser:
     history.add_argument("--environment")
     history.add_argument("--limit", type=int, default=20)
 
-    approve = commands.add_parser("approve", help="approve a change for a service and environment (people only)")
+    approve = commands.add_parser(
+        "approve",
+        help="approve a change for a service and environment (people only; for production, through --server)",
+        description=_paragraphs(
+            "Record a person's approval of a change. With --server it goes to the team server and is recorded "
+            "under the identity of your token, which must have the releaser role: that approval lets another "
+            "caller's production change go ahead. Without --server it is written to this project's ledger as a "
+            "change record only: it never counts as consent for production, because a program running as you "
+            "could run this command too.",
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     approve.add_argument("change_id", metavar="CHANGE-ID")
     approve.add_argument("--service", required=True)
     approve.add_argument("--environment", required=True)
-    approve.add_argument("--approved-by", required=True, help="your name, as it goes into the record")
+    approve.add_argument(
+        "--approved-by", help="your name, as it goes into the record (local only; the server uses your identity)"
+    )
+    approve.add_argument("--server", metavar="URL", help="the team server, e.g. https://deploy.internal:8765")
+    approve.add_argument(
+        "--token-file", help="with --server: a file holding your own bearer token (default: $DEPLOY_MCP_TOKEN)"
+    )
     approve.add_argument("--expires-in", type=float, default=24 * 3600, help="seconds the approval holds (24 h)")
     approve.add_argument(
         "--version",
         help="approve only this version (default: any version); either way one deployment can start under it",
     )
 
+    token = commands.add_parser("token", help="identities of the HTTP server: add a token to a token file")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    add = token_commands.add_parser(
+        "add", help="add an identity with a role; prints its token once, the file keeps only the hash"
+    )
+    add.add_argument("name", metavar="NAME", help="who holds it, as records will name them, e.g. alice or ci-agent")
+    add.add_argument("--role", required=True, choices=["viewer", "deployer", "releaser"])
+    add.add_argument("--token-file", help="the token file (default: $DEPLOY_MCP_TOKEN_FILE); created 0600")
+
     _add_deployment_commands(commands)
 
     demo = commands.add_parser("demo", help="watch the SHIP loop on the local platform, driven through MCP")
     demo.add_argument("--keep", action="store_true", help="leave the demo project and its services running")
+    demo.add_argument(
+        "--short", action="store_true", help="ship one release to staging only: a quick check that an install works"
+    )
 
     local = commands.add_parser("local", help="the embedded local platform: what runs, and stopping it")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
@@ -89,8 +134,9 @@ WATCH_NOTE = (
     "When it pauses, this command ends the same way and prints what to run next."
 )
 CONSENT_NOTE = (
-    "In production a person confirms by typing the environment name, which needs an interactive terminal; "
-    "without one it goes ahead only on an approval given with `deploy-mcp approve`."
+    "A production change that policy.require_confirmation covers is not done from a terminal: no terminal can "
+    "tell a person from a program running as the same user. It goes through an MCP client that asks its user, or "
+    "the team server, where a releaser approves it with their own token."
 )
 
 
@@ -211,12 +257,14 @@ def _run(args: argparse.Namespace) -> int:
         return _local(args)
     if args.command == "approve":
         return _approve(args)
+    if args.command == "token":
+        return _token(args)
     if args.command in _DEPLOYMENT_COMMANDS:
         return _DEPLOYMENT_COMMANDS[args.command](args)
     if args.command == "demo":
         from deploy_mcp.demo import run_demo
 
-        return run_demo(keep=args.keep)
+        return run_demo(keep=args.keep, short=args.short)
     raise AssertionError(args.command)
 
 
@@ -230,11 +278,63 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from deploy_mcp.server.http import check_startup, resolve_token, serve_http
 
-    token = resolve_token(args.token_file)
+    verifier = _identities(args)
+    token = None if verifier is not None else resolve_token(args.token_file)
     allowed_hosts = args.allowed_host or []
-    check_startup(args.host, token, args.insecure_no_auth, allowed_hosts)
-    print(f"deploy-mcp: serving MCP on http://{args.host}:{args.port}/mcp", file=sys.stderr)
-    serve_http(build_server(app), args.host, args.port, token, allowed_hosts)
+    check_startup(args.host, token, args.insecure_no_auth, allowed_hosts, identities=verifier is not None)
+    how = "identities and roles" if verifier is not None else "one shared token"
+    if verifier is not None and os.environ.get("DEPLOY_MCP_TOKEN"):
+        print("deploy-mcp: DEPLOY_MCP_TOKEN is not accepted: callers are known by their own tokens", file=sys.stderr)
+    print(f"deploy-mcp: serving MCP on http://{args.host}:{args.port}/mcp ({how})", file=sys.stderr)
+    serve_http(build_server(app), args.host, args.port, token, allowed_hosts, verifier)
+    return 0
+
+
+def _identities(args: argparse.Namespace) -> AnyOf | None:
+    """Who may call, when the server knows its callers: the token file (--token-file, else $DEPLOY_MCP_TOKEN_FILE)
+    and OIDC access tokens (--oidc-issuer). None: the single shared token, as before identities; that is also
+    what a --token-file holding one bearer token rather than [[tokens]] means."""
+    from deploy_mcp.server.auth import AnyOf, IdentityVerifier, OidcMetadata, TokenFileVerifier
+    from deploy_mcp.server.identities import TOKEN_FILE_ENV, TokenFile
+
+    verifiers: list[IdentityVerifier] = []
+    path_text = args.token_file or os.environ.get(TOKEN_FILE_ENV, "").strip()
+    if path_text:
+        path = Path(path_text).expanduser()
+        where = "--token-file" if args.token_file else f"${TOKEN_FILE_ENV}"
+        if not path.is_file():
+            raise UserError(f"{where}: {path} does not exist; create it with `deploy-mcp token add NAME --role ROLE`")
+        if TokenFile.is_token_file(path):
+            verifiers.append(TokenFileVerifier(TokenFile(path)))
+        elif not args.token_file:
+            raise UserError(f"{where}: {path} has no [[tokens]]; write it with `deploy-mcp token add NAME --role ROLE`")
+    if bool(args.oidc_issuer) != bool(args.oidc_resource):
+        raise UserError("--oidc-issuer and --oidc-resource go together: the issuer, and this server's MCP URL")
+    metadata = None
+    if args.oidc_issuer:
+        from deploy_mcp.server.oidc import OidcSettings, OidcVerifier, check_issuer
+
+        check_issuer(args.oidc_issuer)
+        settings = OidcSettings(args.oidc_issuer.rstrip("/"), args.oidc_resource, args.oidc_role_claim)
+        verifiers.append(OidcVerifier(settings))
+        metadata = OidcMetadata(settings.resource, settings.issuer)
+    return AnyOf(verifiers, metadata) if verifiers else None
+
+
+def _token(args: argparse.Namespace) -> int:
+    from deploy_mcp.server.identities import TOKEN_FILE_ENV, add_token
+
+    path_text = args.token_file or os.environ.get(TOKEN_FILE_ENV, "").strip()
+    if not path_text:
+        raise UserError(f"--token-file: say which token file to add to (or set ${TOKEN_FILE_ENV})")
+    path = Path(path_text).expanduser()
+    token = add_token(path, args.name, args.role)
+    print(token)
+    print(
+        f"added {args.name} ({args.role}) to {path}. This is the only time the token is shown: the file keeps its "
+        "hash. Give it to its holder, who sends it as `Authorization: Bearer TOKEN`.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -270,11 +370,15 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _approve(args: argparse.Namespace) -> int:
-    """Consent comes from a person: an agent's shell has no terminal, so a terminal is required."""
+    """An approval through the team server counts for production; a local one is a change record only."""
+    if args.server:
+        return _approve_on_server(args)
     from deploy_mcp.app import App
     from deploy_mcp.tools.approvals import approve, describe_approval
 
-    if not sys.stdin.isatty():
+    if not args.approved_by:
+        raise UserError("--approved-by: give your name (or use --server URL, where your token names you)")
+    if not sys.stdin.isatty():  # a courtesy to well-meaning agents, not a security boundary (see below)
         raise UserError(
             "approve must be run by a person in an interactive terminal; an agent may not approve its own changes"
         )
@@ -283,6 +387,54 @@ def _approve(args: argparse.Namespace) -> int:
         app, args.change_id, args.service, args.environment, args.approved_by, args.expires_in, version=args.version
     )
     print(describe_approval(approval))
+    if app.config.is_production(args.service, args.environment):
+        print(
+            "note: recorded as a change record only. It does not let a production change go ahead by itself: a "
+            "program running as you could have run this command. The person confirms in their MCP client, or a "
+            "releaser approves through the team server (`deploy-mcp approve ... --server URL`).",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _approve_on_server(args: argparse.Namespace) -> int:
+    import httpx
+
+    from deploy_mcp.server.http import resolve_token
+
+    if args.approved_by:
+        raise UserError("--approved-by: not with --server; the server records the identity your token belongs to")
+    token = resolve_token(args.token_file)
+    if token is None:
+        raise UserError("--server: needs your own bearer token: set $DEPLOY_MCP_TOKEN or pass --token-file FILE")
+    base = args.server.rstrip("/").removesuffix("/mcp")
+    body: dict[str, object] = {
+        "change_id": args.change_id,
+        "service": args.service,
+        "environment": args.environment,
+        "expires_in": args.expires_in,
+    }
+    if args.version:
+        body["version"] = args.version
+    try:
+        response = httpx.post(
+            f"{base}/approvals", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
+        )
+    except httpx.HTTPError as exc:
+        raise UserError(f"--server: cannot reach {base}: {exc}") from None
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    if response.status_code == 404:
+        raise UserError(
+            f"--server: {base} has no approvals endpoint: it serves one shared token, not identities; its "
+            "operator gives it a token file with roles (`deploy-mcp token add NAME --role releaser`)"
+        )
+    if response.status_code != 200:
+        detail = answer.get("error_description") or response.text[:300]
+        raise UserError(f"the server refused the approval ({response.status_code}): {detail}")
+    print(answer.get("approved", "approved"))
     return 0
 
 

@@ -12,8 +12,13 @@ the model can neither see nor set it: an argument such as ``confirm=true`` is si
    ``InputRequiredResult`` answered by a retry from 2026-07-28 (the resolvers then run again on the retry, so
    the policy is checked again at the moment the body runs). ``ctx.elicit`` would work only on the older one;
 3. when the client cannot ask the user (no elicitation capability, or a legacy HTTP response that cannot carry
-   a request), do not ask: go ahead only if a person approved this change in a terminal (``deploy-mcp
-   approve``), else refuse with the exact command for the person to run.
+   a request), do not ask: go ahead only under an approval that came from an identity the agent does not hold
+   (a releaser of the team server, other than the caller), else refuse and say how a person can give it.
+
+An approval typed into a terminal (``deploy-mcp approve`` without ``--server``) never counts as consent: an agent
+with a shell runs as the same user and can drive a terminal (``script -qec``) as well as a person can. On a team
+server the caller's identity decides first (server/identities.py): a viewer changes nothing, a deployer touches
+production only under a releaser's approval, and nobody's approval counts for their own call.
 
 Decline, cancel or an unticked box stop the call with an error that says the user declined and nothing changed.
 
@@ -35,8 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import StrategyName
-from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision, approve_command
+from deploy_mcp.core.policy import CONFIRMED_ACTIONS, Action, PolicyDecision
 from deploy_mcp.errors import UserError
+from deploy_mcp.ledger.base import Approval
+from deploy_mcp.server.identities import Identity, Role, caller_from_context, is_identity_label
 from deploy_mcp.tools import subjects
 from deploy_mcp.tools.subjects import Subject
 
@@ -46,6 +53,7 @@ __all__ = [
     "ConsentResolvers",
     "Subject",
     "app_from_context",
+    "caller_identity",
     "client_can_ask",
     "confirm_abort",
     "confirm_deploy",
@@ -80,8 +88,9 @@ ConsentBy = Literal["user", "approval", "not-needed"]
 class Consent(BaseModel):
     """Why the tool body may run. It reaches the body only when given; every "no" stops the call earlier.
 
-    ``by``: the user confirmed through the client, a person approved the change in a terminal, or no
-    confirmation is needed (not production, policy.require_confirmation = false, or abort/pause).
+    ``by``: the user confirmed through the client, a releaser approved the change through the team server, or no
+    confirmation is needed (not production, policy.require_confirmation = false, or abort/pause). ``caller`` is
+    the identity the HTTP server authenticated (``token:alice``), None without identities (stdio, shared token).
     ``decision`` is the policy decision at call time, for the record; ``approved_by`` and ``change_id`` come
     from the ledger's approval when there is one (enterprise changes carry them whichever way consent came).
     """
@@ -91,6 +100,7 @@ class Consent(BaseModel):
     given: bool
     by: ConsentBy
     detail: str
+    caller: str | None = None
     approved_by: str | None = None
     change_id: str | None = None
     note: str | None = None
@@ -193,27 +203,30 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
 
     async def ask(subject: Annotated[Subject, Resolve(subject_fn)], ctx: Context) -> Elicit[Confirmation] | Consent:
         decision = subject.decision
+        identity = caller_identity(ctx)
         approval = subject.approval
+        counted = counted_approval(approval, identity, _revoked(ctx))
         approved = {"approved_by": approval.approved_by, "change_id": approval.change_id} if approval else {}
         approved |= {"reverts": subject.reverts, "restores": subject.restores}
+        approved["caller"] = identity.label if identity else None
+        if identity is not None and identity.role is Role.VIEWER:
+            raise ToolError(_viewer(subject, identity))
+        if identity is not None and identity.role is Role.DEPLOYER and decision.production:
+            if counted is None:
+                raise ToolError(_deployer_in_production(subject, identity))
+            return _by_approval(subject, counted, decision, approved)
         if not decision.needs_confirmation:
             return Consent(given=True, by="not-needed", detail=_why_not_needed(subject), decision=decision, **approved)
         if client_can_ask(ctx):
             return Elicit(subject.question, Confirmation)
-        if approval is not None:
-            return Consent(
-                given=True,
-                by="approval",
-                detail=f"{approval.approved_by} approved {approval.change_id} for {subject.service} in "
-                f"{subject.environment} in a terminal; this client cannot ask the user.",
-                decision=decision,
-                **approved,
-            )
-        raise ToolError(_cannot_ask(subject))
+        if counted is not None:
+            return _by_approval(subject, counted, decision, approved)
+        raise ToolError(_cannot_ask(subject, identity))
 
     async def settle(
         subject: Annotated[Subject, Resolve(subject_fn)],
         answer: Annotated[ElicitationResult[Confirmation], Resolve(ask)],
+        ctx: Context,
     ) -> Consent:
         if not isinstance(answer, AcceptedElicitation):
             verb = "declined" if answer.action == "decline" else "cancelled"
@@ -224,9 +237,11 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
         if not confirmation.confirm:
             raise ToolError(_declined(subject, "did not tick 'go ahead' and so did not confirm"))
         approval = subject.approval
+        identity = caller_identity(ctx)
         return Consent(
             given=True,
             by="user",
+            caller=identity.label if identity else None,
             detail=f"The user confirmed: {subject.headline}.",
             note=confirmation.note or None,
             decision=subject.decision,
@@ -254,26 +269,96 @@ def _why_not_needed(subject: Subject) -> str:
     return "policy.require_confirmation is false in deploy.toml: production actions are not confirmed."
 
 
-def _cannot_ask(subject: Subject) -> str:
+def caller_identity(ctx: Context) -> Identity | None:
+    """Who the HTTP server authenticated for this call, or None where nobody is known by name."""
+    return caller_from_context(ctx)
+
+
+def counted_approval(
+    approval: Approval | None, identity: Identity | None, revoked: Callable[[str], bool] = lambda _label: False
+) -> Approval | None:
+    """The approval if it may stand in for the user's confirmation, else None.
+
+    Only an approval the team server recorded for a releaser counts (its approved_by is an identity label, which
+    the local `deploy-mcp approve` refuses to write), and only on a server that knows its callers, never for the
+    releaser's own call, and not once the approver's token was removed or lost its releaser role (``revoked``).
+    Without identities the ledger is as writable to an agent with a shell as the terminal is, so no approval
+    found there can stand for a person.
+    """
+    if approval is None or identity is None:
+        return None
+    if not is_identity_label(approval.approved_by) or approval.approved_by == identity.label:
+        return None
+    return None if revoked(approval.approved_by) else approval
+
+
+def _revoked(ctx: Context) -> Callable[[str], bool]:
+    """Whether an approver's releaser role is gone now, as the server's identities say (server/auth.py)."""
+    try:
+        verifier = getattr(ctx.mcp_server, "identity_verifier", None)
+    except ValueError:
+        verifier = None
+    if verifier is None:
+        return lambda _label: False
+    return lambda label: not verifier.still_releaser(label)
+
+
+def _by_approval(subject: Subject, approval: Approval, decision: PolicyDecision, approved: dict[str, Any]) -> Consent:
+    return Consent(
+        given=True,
+        by="approval",
+        detail=f"{approval.approved_by}, a releaser, approved {approval.change_id} for {subject.service} in "
+        f"{subject.environment} through the team server.",
+        decision=decision,
+        **approved,
+    )
+
+
+def server_approve_command(key: str, service: str, environment: str) -> str:
+    """The command a releaser runs, with their own token, to approve through the team server."""
+    return f"deploy-mcp approve {key} --service {service} --environment {environment} --server URL"
+
+
+def _viewer(subject: Subject, identity: Identity) -> str:
+    return (
+        f"Not done: {subject.headline}. {identity.label} has the viewer role on this server: it reads plans, "
+        "status, history and validation, and changes nothing. A person who administers the server gives a "
+        "deployer or releaser token (`deploy-mcp token add NAME --role deployer`) if this caller should act."
+    )
+
+
+def _deployer_in_production(subject: Subject, identity: Identity) -> str:
+    key = subject.approval_key or "CHANGE-ID"
+    command = server_approve_command(key, subject.service, subject.environment)
+    return (
+        f"Not done: {subject.headline}. {identity.label} has the deployer role, which changes non-production "
+        f"environments only; {subject.environment} is production. It goes ahead only once a releaser (a person, "
+        f"not this caller) approves it through this server with their own token: `{command}`; then "
+        f"{subject.retry}. No argument and no approval typed in a terminal stands in for that."
+    )
+
+
+def _cannot_ask(subject: Subject, identity: Identity | None = None) -> str:
     why = (
         f"Not done: {subject.headline}. This is a production action and policy.require_confirmation is true, so "
         "the user must confirm it, but this MCP client cannot ask the user during this call (it did not declare "
         "elicitation support, or its connection cannot carry a question)."
     )
-    terminal = (
-        " The user can also run the rollback themselves in a terminal with `deploy-mcp rollback`."
-        if subject.action == "rollback"
-        else ""
-    )
-    key = subject.approval_key
-    if key is None and subject.action != "deploy":
-        return f"{why}{terminal}"
-    command = approve_command(key or "CHANGE-ID", subject.service, subject.environment)
-    placeholder = "" if key else " (CHANGE-ID: the id of the change request or ticket)"
+    if identity is not None:
+        key = subject.approval_key or "CHANGE-ID"
+        command = server_approve_command(key, subject.service, subject.environment)
+        placeholder = "" if subject.approval_key else " (CHANGE-ID: the id of the change request or ticket)"
+        return (
+            f"{why} Another releaser (not {identity.label}) can approve it through this server with their own "
+            f"token: `{command}`{placeholder}; then {subject.retry}. Do not try to approve it yourself: an "
+            "approval counts only from a releaser other than the caller."
+        )
     return (
-        f"{why} If the user wants it, they approve it themselves, in their own terminal: `{command}`{placeholder}; "
-        f"then {subject.retry}.{terminal} Do not run that command on the user's behalf: the approval stands for "
-        "a person's decision, and a model cannot give it."
+        f"{why} Without identities (stdio, or one shared token) only the user's answer in an MCP client that asks "
+        "them counts for production: an approval typed in a terminal (`deploy-mcp approve`) does not, because a "
+        "program running as the user can type it too. Ask the user to run this from a client with elicitation, "
+        "or to use the team server, where a releaser approves with their own token. Do not run `deploy-mcp "
+        "approve` or drive a terminal on the user's behalf: it changes nothing here."
     )
 
 

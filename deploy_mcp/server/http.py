@@ -95,8 +95,13 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def check_startup(host: str, token: str | None, insecure_no_auth: bool, allowed_hosts: Sequence[str] = ()) -> None:
-    if token is not None and len(token) < 16:
+def check_startup(
+    host: str, token: str | None, insecure_no_auth: bool, allowed_hosts: Sequence[str] = (), *, identities: bool = False
+) -> None:
+    """``identities``: a token file (or OIDC) authenticates callers, so no shared token is needed."""
+    if identities:
+        token, insecure_no_auth = token or "identities", False
+    if token is not None and len(token) < 16 and not identities:
         raise UserError("the bearer token is too short: use at least 16 random characters (openssl rand -hex 32)")
     if token is None and not insecure_no_auth:
         raise UserError(
@@ -173,37 +178,61 @@ async def _unauthorized(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def http_app(server: Any, host: str, token: str | None, allowed_hosts: Sequence[str] = ()) -> ASGIApp:
+def http_app(
+    server: Any,
+    host: str,
+    token: str | None,
+    allowed_hosts: Sequence[str] = (),
+    port: int | None = None,
+    verifier: Any = None,
+) -> ASGIApp:
     """The streamable HTTP app with DNS-rebinding protection and, when a token is set, bearer auth.
 
-    The bound address (unless it is a wildcard) and, on loopback, the usual loopback names are allowed on any
-    port; an ``--allowed-host`` NAME is allowed with or without a port, and NAME:PORT with that port only.
+    The bound address (unless it is a wildcard) and, on loopback, the usual loopback names are allowed with the
+    server's port (``port``; any numeric port when it is not known); an ``--allowed-host`` NAME is allowed with
+    or without a port, and NAME:PORT with that port only. Matching is exact and case-insensitive (see hosts.py).
+    Idle sessions expire and their number is capped (see http_limits.py).
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
+    from deploy_mcp.server.hosts import HostCheck
+    from deploy_mcp.server.hosts import allowed_hosts as allowed
+    from deploy_mcp.server.http_limits import limits_from_env
+
     bound = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    any_port = set() if is_wildcard(host) else {bound}
+    names = set() if is_wildcard(host) else {bound}
     if is_loopback(host):
-        any_port |= {"127.0.0.1", "localhost", "[::1]"}
-    exact: set[str] = set()
-    for value in allowed_hosts:
-        name, port = normalize_allowed_host(value)
-        if port is None:
-            any_port.add(name)
-            exact.add(name)
-        else:
-            exact.add(f"{name}:{port}")
-    patterns = sorted(exact) + [f"{h}:*" for h in sorted(any_port)]
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=patterns,
-        allowed_origins=[f"{scheme}://{p}" for p in patterns for scheme in ("http", "https")],
+        names |= {"127.0.0.1", "localhost", "[::1]"}
+    limits = limits_from_env()
+    hosts = allowed(names, port or None, [normalize_allowed_host(value) for value in allowed_hosts])
+    # HostCheck does the SDK's DNS-rebinding check exactly; the SDK's own still checks POST content types
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    app = server.streamable_http_app(
+        transport_security=security,
+        host=host,
+        session_idle_timeout=limits.session_idle_timeout,
+        max_sessions=limits.max_sessions,
     )
-    app = server.streamable_http_app(transport_security=security, host=host)
-    return BearerAuth(app, token)
+    guarded = HostCheck(app, hosts)
+    if verifier is not None:  # identities and roles (server/auth.py) instead of one shared token
+        from deploy_mcp.server.auth import IdentityAuth
+
+        server.identity_verifier = verifier  # the consent gate asks it whether an approver is still a releaser
+        return IdentityAuth(guarded, verifier, server.app, verifier.metadata)
+    return BearerAuth(guarded, token)
 
 
-def serve_http(server: Any, host: str, port: int, token: str | None, allowed_hosts: Sequence[str] = ()) -> None:
+def serve_http(
+    server: Any, host: str, port: int, token: str | None, allowed_hosts: Sequence[str] = (), verifier: Any = None
+) -> None:
     import uvicorn
 
-    uvicorn.run(http_app(server, host, token, allowed_hosts), host=host, port=port, log_level="warning")
+    from deploy_mcp.server.http_limits import header_timeout_protocol, limits_from_env
+
+    uvicorn.run(
+        http_app(server, host, token, allowed_hosts, port=port, verifier=verifier),
+        host=host,
+        port=port,
+        log_level="warning",
+        http=header_timeout_protocol(limits_from_env().header_timeout),
+    )

@@ -3,119 +3,25 @@
 from __future__ import annotations
 
 import functools
-import itertools
 import json
-import re
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from pydantic import BaseModel, Field
 
 from deploy_mcp.app import NO_CONFIG_HINT, App
+from deploy_mcp.core.masking import mask_secrets
 from deploy_mcp.errors import UserError
 from deploy_mcp.resources import catalog, prompts
 
-# Keys whose values are secrets wherever they appear; env tables are masked whole (see mask_secrets).
-_SECRET_KEY = re.compile(
-    r"secret|token|passw|passphrase|pwd|credential|api[_-]?key|private|auth|signing|session|cookie|salt|dsn"
-    r"|(?:^|[_.-])(?:pass|key)(?:$|[_.-])",
-    re.IGNORECASE,
-)
-# Words that make a flag secret; `pass` and `auth` only as whole words, so --bypass and --oauth-scopes stay readable.
-_SECRET_FLAG_WORDS = r"(?:password|passwd|passphrase|pwd|token|secret|key|credentials?|(?<![a-z0-9])(?:pass|auth))"
-# A secret flag's name: --db-password, --api-key, --pass, --auth.
-_FLAG_NAME = rf"-{{1,2}}[\w.-]*?{_SECRET_FLAG_WORDS}"
-# A quoted value, masked whole so `--password "hunter 2"` leaks no part of it: "..." (backslash escapes) or '...'.
-_QUOTED = r""""(?:\\.|[^"\\])*"|'[^']*'"""
-# --db-password=VALUE or --db-password VALUE inside one command string; VALUE may be quoted or start with `-`,
-# but a following secret flag is not a value (`--password --token X` masks X).
-_SECRET_FLAG = re.compile(
-    rf"(?<![\w-])(?P<flag>{_FLAG_NAME})(?P<sep>=|\s+)(?!{_FLAG_NAME}(?:[=\s]|$))(?P<value>{_QUOTED}|[^\s'\"]+)",
-    re.IGNORECASE,
-)
-# --db-password as one list item: the next item is its value, whatever it looks like.
-_SECRET_FLAG_ALONE = re.compile(_FLAG_NAME, re.IGNORECASE)
-# NAME=VALUE, as in `DB_PASSWORD="x y" ./run` or a query string (a bare value stops at `&`); masked if NAME is secret.
-_ASSIGNMENT = re.compile(rf"(?<![\w.-])(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>{_QUOTED}|[^\s'\"&]+)")
-# mysql's -p takes the password glued on (-phunter2, -p"hunter 2"). Elsewhere -p is mostly a port or a path, so this
-# applies only when the command's program is one of these. Case-sensitive: mysql's -P is the port.
-_GLUED_PASSWORD_PROGRAMS = frozenset({"mysql", "mysqldump", "mysqladmin", "mariadb", "mariadb-dump"})
-_GLUED_PASSWORD = re.compile(rf"(?<![\w-])-p(?P<value>{_QUOTED}|[^\s'\"]+)")
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@", re.IGNORECASE)
-MASK = "****"
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 class DeploymentNotFound(UserError):
     """The id names no deployment; reported to the client as "not found" (-32602), not as a server failure."""
-
-
-def mask_secrets(value: Any, key: str = "") -> Any:
-    """Secrets never leave the server.
-
-    Masked: every value of an ``env`` table (any of them may be a secret, and its name is enough to plan with),
-    values under secret-looking keys, passwords in URLs, and secret-looking flags and assignments inside commands.
-    Masking too much costs a look at deploy.toml; masking too little leaks a credential to every agent.
-    """
-    if isinstance(value, dict):
-        if key == "env" and all(isinstance(v, str) for v in value.values()):
-            return {name: MASK if text else text for name, text in value.items()}
-        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return _mask_flag_values([mask_secrets(v, key) for v in value])
-    if isinstance(value, str):
-        if key and _SECRET_KEY.search(key):
-            return MASK
-        return _mask_text(value)
-    return value
-
-
-def _mask_text(text: str) -> str:
-    text = _URL_USERINFO.sub(rf"\g<scheme>{MASK}@", text)
-    text = _SECRET_FLAG.sub(lambda m: f"{m['flag']}{m['sep']}{_masked(m['value'])}", text)
-    text = _ASSIGNMENT.sub(
-        lambda m: f"{m['name']}={_masked(m['value'])}" if _SECRET_KEY.search(m["name"]) else m[0], text
-    )
-    if _program(text) in _GLUED_PASSWORD_PROGRAMS:
-        text = _GLUED_PASSWORD.sub(lambda m: f"-p{_masked(m['value'])}", text)
-    return text
-
-
-def _mask_flag_values(items: list[Any]) -> list[Any]:
-    """In an argument list, the item after a secret flag such as ``--db-password`` is its value.
-
-    Even when it starts with `-`: ``-x9!`` is a fine password, and masking a flag by mistake costs only readability.
-    For mysql-like programs the rest of a ``-p<password>`` item is a password too.
-    """
-    masked = list(items)
-    for index, (item, following) in enumerate(itertools.pairwise(items)):
-        if isinstance(item, str) and isinstance(following, str) and _SECRET_FLAG_ALONE.fullmatch(item):
-            masked[index + 1] = MASK
-    if items and isinstance(items[0], str) and _program(items[0]) in _GLUED_PASSWORD_PROGRAMS:
-        masked[1:] = [_mask_glued_password(item) for item in masked[1:]]
-    return masked
-
-
-def _mask_glued_password(item: Any) -> Any:
-    """One list item is one argument, so everything after ``-p`` is the password, spaces included."""
-    if isinstance(item, str) and item.startswith("-p") and len(item) > len("-p"):
-        return f"-p{MASK}"
-    return item
-
-
-def _masked(value: str) -> str:
-    """The mask inside the value's own quotes, so the command still reads as written."""
-    quote = value[0] if value[:1] in ("'", '"') else ""
-    return f"{quote}{MASK}{quote}"
-
-
-def _program(command: str) -> str:
-    """The program a command runs: its first word without a directory (mysql for ``/usr/bin/mysql -u root``)."""
-    words = command.split(maxsplit=1)
-    return words[0].rsplit("/", 1)[-1] if words else ""
 
 
 def _reports_user_errors(read: Callable[P, R]) -> Callable[P, R]:

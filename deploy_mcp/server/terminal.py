@@ -2,9 +2,8 @@
 
 The CLI decides exactly as the MCP server does: the same `Subject` (plan, policy decision, approval found) from
 server.consent, and the same Runner. Only the way a person says yes differs. An agent's client shows a form;
-here the person types the environment's name, and that needs an interactive terminal, because a shell an agent
-drives has none (the rule `deploy-mcp approve` follows too). Without one, a production change goes ahead only
-on an approval a person gave earlier, never on a flag the caller could set.
+here nothing can: a terminal cannot tell a person from a program running as the same user (see `consent`), so a
+production change that needs confirmation is refused with the ways a person can give it.
 
 Imported by the CLI commands that need it, never by the MCP server: rich is loaded here at the top.
 """
@@ -14,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import getpass
 import signal
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -27,7 +25,6 @@ from rich.table import Table
 from rich.text import Text
 
 from deploy_mcp.app import App
-from deploy_mcp.core.policy import approve_command
 from deploy_mcp.core.records import DeploymentRecord, Event, Status, Step, Verdict
 from deploy_mcp.core.target import MetricSnapshot, TargetState
 from deploy_mcp.errors import UserError
@@ -89,61 +86,36 @@ def operator() -> str:
     return f"{user} at a terminal"
 
 
-def consent(subject: Subject, *, stdin: TextIO | None = None, prompt: TextIO | None = None) -> PersonConsent:
-    """The person's consent to ``subject`` (already allowed by the policy), or a UserError saying what to do.
+def consent(subject: Subject) -> PersonConsent:
+    """Whether a terminal command may do ``subject`` (already allowed by the policy), or a UserError saying why not.
 
-    Production actions the policy wants confirmed are asked on the terminal: typing the environment's name is
-    the yes. With no terminal to ask on, a valid approval from `deploy-mcp approve` stands in, as it does for an
-    MCP client that cannot ask its user; without one, nothing happens.
+    Nothing a terminal shows can tell a person from a program running as the same user: `script -qec` gives any
+    program a terminal, and a pipe types whatever is asked. So a production action that the policy wants
+    confirmed is never done from here on a typed answer or on an approval from `deploy-mcp approve`: it goes
+    through an MCP client that asks its user, or through the team server, where a releaser approves with their
+    own token. Everything else (other environments, abort, pause) needs no confirmation and goes ahead.
     """
-    stdin = stdin or sys.stdin
-    prompt = prompt or sys.stderr
     who = operator()
     approval = subject.approval
     change_id = approval.change_id if approval else None
     if not subject.decision.needs_confirmation:
         return PersonConsent(by=who, how="no confirmation needed", change_id=change_id)
-    if stdin.isatty():
-        expected = subject.environment
-        prompt.write(f"{subject.question}\nType the environment name ({expected}) to confirm; anything else stops: ")
-        prompt.flush()
-        line = stdin.readline()
-        answer = line.strip()
-        if answer != expected:
-            said = f"typed {answer!r}" if answer else "gave no answer"
-            raise UserError(f"not confirmed (you {said}, not {expected!r}): {subject.headline}. Nothing was changed.")
-        return PersonConsent(by=who, how=f"confirmed by typing {expected!r}", change_id=change_id)
-    if approval is not None:
-        return PersonConsent(
-            by=f"{who}, approved by {approval.approved_by}",
-            how=f"{approval.approved_by} approved {approval.change_id} in a terminal",
-            change_id=change_id,
-        )
-    raise UserError(_no_terminal(subject))
+    raise UserError(_not_from_a_terminal(subject))
 
 
-def _no_terminal(subject: Subject) -> str:
-    """The refusal when nobody can be asked: the two ways a person can let it happen, and who may do it."""
-    why = (
+def _not_from_a_terminal(subject: Subject) -> str:
+    """The refusal of a confirmed production action: why a terminal cannot say yes, and the ways that can."""
+    key = subject.approval_key or "CHANGE-ID"
+    server = f"deploy-mcp approve {key} --service {subject.service} --environment {subject.environment} --server URL"
+    abort = " (`deploy-mcp abort ID --reason TEXT` needs no confirmation and stays available)"
+    return (
         f"not done: {subject.headline}. This production {subject.action} needs a person's confirmation "
-        "(policy.require_confirmation), and this command has no interactive terminal to ask on (stdin is not a "
-        "terminal, as in a shell an agent drives)."
+        "(policy.require_confirmation), and a terminal command cannot give it: a program running as you, such as "
+        "an agent with a shell, can fake a terminal (`script`) and type the answer, so typed confirmations and "
+        "approvals from `deploy-mcp approve` do not count for production. Do it from an MCP client that asks you "
+        "(elicitation), or through the team server, where a releaser other than the caller approves it with their "
+        f"own token: `{server}`{abort}."
     )
-    run_it = " Run the same command yourself in a terminal and type the environment name when asked"
-    key = subject.approval_key
-    if subject.action == "deploy":
-        change = key or "CHANGE-ID"
-        missing = (
-            f" No valid approval of {key} was found for {subject.service} in {subject.environment}." if key else ""
-        )
-        command = approve_command(change, subject.service, subject.environment)
-        how = f"; or approve the change first, in your own terminal: `{command}`, then pass --change-id {change}."
-        return f"{why}{missing}{run_it}{how} An agent must not run `deploy-mcp approve`: the approval is a person's."
-    if key is None:
-        return f"{why}{run_it}."
-    command = approve_command(key, subject.service, subject.environment)
-    how = f"; or approve it first, in your own terminal: `{command}`, then run this command again."
-    return f"{why}{run_it}{how} An agent must not run `deploy-mcp approve`: the approval is a person's."
 
 
 # -- watching a deployment ---------------------------------------------------------------------------------------

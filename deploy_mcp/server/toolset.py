@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from mcp_types import Tool as MCPTool
-from mcp_types import ToolAnnotations
+from pydantic import BaseModel
 
 SCHEMA_FILE = Path(__file__).with_name("tool_schemas.json")
 
@@ -81,9 +83,14 @@ class DeployServer(MCPServer):
     """An MCPServer whose tools are listed from a cached listing and built on first call."""
 
     def __init__(self, app: Any, **settings: Any) -> None:
+        from deploy_mcp.server.apps import rollout_extension
+
+        settings.setdefault("extensions", [rollout_extension()])  # the live rollout view (MCP Apps)
         super().__init__(**settings)
         self.app = app
         self._pending = {spec.name: spec for spec in TOOLS}
+        self.full_output_schemas: dict[str, dict[str, Any]] = {}
+        """Each built tool's output schema as pydantic writes it, every nested model spelled out (the reference)."""
         self._listing = _cached_listing()
         if set(self._listing) != set(self._pending):  # no listing, or one from another set of tools
             self.build_all()
@@ -97,7 +104,23 @@ class DeployServer(MCPServer):
 
         spec = self._pending.pop(name, None)
         if spec is not None:
-            self.add_tool(bind(spec.load(), self.app), name=spec.name, annotations=spec.annotations)
+            from deploy_mcp.server.apps import ui_meta
+
+            tool = bind(spec.load(), self.app)
+            self.add_tool(tool, name=spec.name, annotations=spec.annotations, meta=ui_meta(spec.name))
+            self._shorten_schemas(spec.name)
+
+    def _shorten_schemas(self, name: str) -> None:
+        """The listing's schemas without what pydantic repeats (server/schemas.py says what goes and why)."""
+        from deploy_mcp.server.schemas import OUTPUT_DEPTH, collapse_nested, compact_input, compact_output
+
+        tool = self._tool_manager.get_tool(name)
+        assert tool is not None
+        tool.parameters = compact_input(tool.parameters)
+        metadata = tool.fn_metadata
+        if metadata.output_schema is not None:
+            self.full_output_schemas[name] = metadata.output_schema
+            metadata.output_schema = collapse_nested(compact_output(metadata.output_schema), OUTPUT_DEPTH)
 
     async def list_tools(self) -> list[MCPTool]:
         built = {tool.name: tool for tool in await super().list_tools()}
@@ -105,8 +128,19 @@ class DeployServer(MCPServer):
 
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         self._build(name)
+        spec = next((spec for spec in TOOLS if spec.name == name), None)
+        if spec is not None:
+            from deploy_mcp.server.arguments import unknown_arguments_message
+
+            changing = not spec.annotations.read_only_hint
+            refusal = unknown_arguments_message(name, arguments, self._tool_input_schema(name), changing=changing)
+            if refusal is not None:
+                raise ToolError(refusal)
+        from deploy_mcp.server.identities import CALLER, caller_from_context
+
+        caller = CALLER.set(caller_from_context(context) if context is not None else None)
         try:
-            return await super().call_tool(name, arguments, context)
+            result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
             from pydantic import ValidationError
 
@@ -116,6 +150,26 @@ class DeployServer(MCPServer):
 
             schema = self._tool_input_schema(name)
             raise ToolError(describe_invalid_arguments(name, exc.__cause__, schema)) from None
+        finally:
+            CALLER.reset(caller)
+        return self._summarized(name, result)
+
+    def _summarized(self, name: str, result: Any) -> Any:
+        """The result with the text an agent reads made a summary; structuredContent keeps the whole record."""
+        if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
+            return result
+        tool = self._tool_manager.get_tool(name)
+        model = tool.fn_metadata.output_model if tool is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return result
+        from deploy_mcp.server.summaries import summary_for
+
+        try:
+            text = summary_for(model.model_validate(result.structured_content))
+        except Exception:  # a summary that cannot be written must not turn a done deed into an error
+            logging.getLogger(__name__).exception("summary of %s failed; sending the record as JSON", name)
+            text = json.dumps(result.structured_content, separators=(",", ":"))
+        return result.model_copy(update={"content": [TextContent(type="text", text=text)]})
 
     def _tool_input_schema(self, name: str) -> dict[str, Any] | None:
         self._build(name)

@@ -33,6 +33,10 @@ class Targets:
         if service not in config.services:
             known = ", ".join(config.services) or "none"
             raise TargetError(f"service: {service!r} is not in deploy.toml; known services: {known}")
+        from deploy_mcp.extras import missing_for_target  # before any driver import: name the pip command
+
+        if (missing := missing_for_target(config.services[service].target.value, service)) is not None:
+            raise TargetError(missing, ErrorCode.UNAVAILABLE)
         kind = config.services[service].target.value
         key = kind if kind == "local" else f"{kind}:{service}"
         if key not in self._platforms:

@@ -19,6 +19,7 @@ from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_LEASE, Approval, Ledger
 from deploy_mcp.ledger.ids import parse_id
+from deploy_mcp.server.identities import is_identity_label
 
 SCAN_LIMIT = 1000
 """Records read per environment when looking for a success or a rehearsed rollback: years of deployments for
@@ -33,8 +34,14 @@ def approve(
     approved_by: str,
     expires_in: float | None = None,
     version: str | None = None,
+    *,
+    authenticated: bool = False,
 ) -> Approval:
     """Record that ``approved_by`` approved change ``change_id`` for ``service`` in ``environment``.
+
+    ``authenticated``: the team server verified ``approved_by`` (a releaser's identity label such as
+    ``token:alice``). Any other caller is refused such a label, so an approval written with one can only have
+    come from the server, which is what lets it stand in for a person's confirmation (server/consent.py).
 
     The service and environment must exist in deploy.toml, so a typo cannot create an approval that nothing
     will ever match. ``expires_in`` is in seconds; None means the approval does not expire. ``version`` limits
@@ -50,6 +57,12 @@ def approve(
     who = approved_by.strip() if isinstance(approved_by, str) else ""
     if not who:
         raise UserError("--approved-by: give the name of the person or board approving the change")
+    if not authenticated and is_identity_label(who):
+        raise UserError(
+            f"--approved-by: {who!r} is written as an identity of the team server (token:NAME, oidc:NAME); only the "
+            "server records those, for the releaser whose token sent the approval: use `deploy-mcp approve "
+            "--server URL` with your own token, or give your plain name"
+        )
     expires_at = None
     if expires_in is not None:
         if not expires_in > 0:

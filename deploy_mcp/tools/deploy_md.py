@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import BaseModel, Field
 
 from deploy_mcp.app import App
+from deploy_mcp.core.regular_files import FileTooLarge, NotRegularFile, read_regular_text
 from deploy_mcp.errors import UserError
+from deploy_mcp.server.identities import caller_is_viewer
 
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from deploy_mcp.ledger.base import Ledger
 
 DEFAULT_PATH = "DEPLOY.md"
+MAX_EXISTING_BYTES = 8 * 1024 * 1024  # a generated DEPLOY.md is tens of kilobytes
 
 
 class DeployMdResult(BaseModel):
@@ -70,6 +73,11 @@ def generate_deploy_md(
         raise UserError(
             "write: this session is read-only (policy.read_only = true in deploy.toml), so DEPLOY.md is not written "
             "and nothing changed; call again with write=false for the text, or a person sets policy.read_only = false"
+        )
+    if write and caller_is_viewer():
+        raise UserError(
+            "write: this caller has the viewer role on the team server, which changes nothing, so DEPLOY.md is not "
+            "written; call again with write=false for the text"
         )
     project = app.project
     display = path or DEFAULT_PATH
@@ -135,9 +143,19 @@ def read_existing(target: Path, display: str) -> tuple[str | None, bool]:
     from deploy_mcp.deploymd.document import is_generated
 
     try:
-        text = target.read_text(encoding="utf-8")
+        text = read_regular_text(target, MAX_EXISTING_BYTES)
     except FileNotFoundError:
         return None, False
+    except NotRegularFile as exc:
+        raise UserError(
+            f"path {display!r}: {exc}; "
+            "DEPLOY.md is read and written only as a regular file: remove it or give another path"
+        ) from None
+    except FileTooLarge:
+        raise UserError(
+            f"path {display!r} is larger than {MAX_EXISTING_BYTES // 1024 // 1024} MB, so it is not a DEPLOY.md "
+            "deploy-mcp wrote; give another path"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {display}: {exc}; check that it is a readable UTF-8 file") from None
     return text, bool(text.strip()) and not is_generated(text)

@@ -88,12 +88,14 @@ def preflight_gate(
 
 
 def deployed_by(consent: Consent) -> str:
-    """Who is answerable for the change: the agent, and the person who confirmed or approved it."""
+    """Who is answerable for the change: the caller (the identity the server authenticated, else "agent"), and
+    the person who confirmed or approved it. Never a name an argument claims."""
+    who = consent.caller or "agent"
     if consent.by == "approval":
-        return f"agent, approved by {consent.approved_by}"
+        return f"{who}, approved by {consent.approved_by}"
     if consent.by == "user":
-        return "agent, confirmed by the user"
-    return "agent"
+        return f"{who}, confirmed by the user"
+    return who
 
 
 async def follow(

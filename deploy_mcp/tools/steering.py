@@ -12,7 +12,7 @@ from pydantic import Field
 
 from deploy_mcp.app import App
 from deploy_mcp.server.consent import Consent, confirm_abort, confirm_pause, confirm_promote, confirm_resume
-from deploy_mcp.tools.deploying import follow
+from deploy_mcp.tools.deploying import deployed_by, follow
 from deploy_mcp.tools.views import DeploymentView, view
 
 DeploymentId = Annotated[
@@ -75,4 +75,4 @@ async def abort(
 
 
 def _by(consent: Consent) -> str:
-    return "agent, confirmed by the user" if consent.by == "user" else "agent"
+    return deployed_by(consent)

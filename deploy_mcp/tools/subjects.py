@@ -117,7 +117,7 @@ def rollback_subject(app: App, service: str, environment: str, to: str | None, r
     """The rollback the runner would run, from the same resolution (``resolve_rollback``): the question names
     the version that will serve afterwards, and a refusal the runner would give comes before anyone is asked."""
     from deploy_mcp.core.recommend import lookup
-    from deploy_mcp.core.runner.rollback import resolve_rollback
+    from deploy_mcp.core.runner.rollback import check_to_while_running, resolve_rollback
 
     config = app.require_config()
     lookup(config, service, environment)
@@ -133,6 +133,7 @@ def rollback_subject(app: App, service: str, environment: str, to: str | None, r
                 f"cannot roll back now: {record.id} ({service} {record.version}) is being deployed by another "
                 f"deploy-mcp process ({holder}); abort it (abort undoes it) or wait for it to finish"
             )
+        check_to_while_running(ledger, record, to)
         running = record
         back = f" and return traffic to {running.previous_version}" if running.previous_version else " and stop it"
         return Subject(

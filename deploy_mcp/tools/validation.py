@@ -38,6 +38,7 @@ from deploy_mcp.core.runner.base import RunnerError
 from deploy_mcp.core.runner.rollback import choose_target, crossing_blocker, current_deployment, lifted
 from deploy_mcp.core.target import MetricSnapshot, TargetError, TargetState
 from deploy_mcp.errors import UserError
+from deploy_mcp.server.identities import caller_is_viewer
 from deploy_mcp.signals.health import HealthSummary, check_instances
 from deploy_mcp.signals.metrics import MetricSourceError, metric_source_for
 from deploy_mcp.signals.smoke import SmokeReport, run_smoke
@@ -408,6 +409,8 @@ def _where_to_record(
     """The deployment this verdict is true of, or why none is written."""
     if app.config.policy.read_only:
         return None, "not recorded: this session is read-only (policy.read_only = true in deploy.toml)"
+    if caller_is_viewer():
+        return None, "not recorded: this caller has the viewer role on the team server, which changes nothing"
     if current is None:
         return None, "not recorded: no deployment stands here (each one failed, was rolled back or was aborted)"
     serving = ", ".join(state.serving) or "nothing"

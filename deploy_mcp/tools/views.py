@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from deploy_mcp.app import App
+from deploy_mcp.config.schema import Thresholds
 from deploy_mcp.core.records import DeploymentRecord, Event, Status, Step
 from deploy_mcp.core.target import TargetState
 from deploy_mcp.errors import UserError
@@ -30,6 +31,9 @@ class DeploymentView(BaseModel):
     live: TargetState | None = Field(default=None, description="what the platform runs now, with traffic weights")
     recent_events: list[Event] = Field(default_factory=list)
     next_step: str = Field(description="what the agent should do now")
+    thresholds: Thresholds | None = Field(
+        default=None, description="the warn and critical lines each analysis is judged against (the rollout view)"
+    )
 
 
 def view(app: App, record: DeploymentRecord, *, live: bool = True) -> DeploymentView:
@@ -42,5 +46,17 @@ def view(app: App, record: DeploymentRecord, *, live: bool = True) -> Deployment
     step = record.steps[record.current_step - 1] if record.current_step else None
     events = app.ledger().events(record.id)[-10:]
     return DeploymentView(
-        record=record, current_step=step, live=state, recent_events=events, next_step=NEXT_STEP[record.status]
+        record=record,
+        current_step=step,
+        live=state,
+        recent_events=events,
+        next_step=NEXT_STEP[record.status],
+        thresholds=_thresholds(app, record),
     )
+
+
+def _thresholds(app: App, record: DeploymentRecord) -> Thresholds | None:
+    """The lines the record's analyses were judged against, while deploy.toml still knows its environment."""
+    if app.config_error or record.service not in app.config.services:
+        return None
+    return app.config.thresholds_for(record.service, record.environment)

@@ -73,6 +73,13 @@ async function checkPage(page, path, problems) {
   const started = Date.now()
   const url = new URL(path === 'index.html' ? '' : path, siteUrl).href
   await page.goto(url, { waitUntil: 'load', timeout: PAGE_TIMEOUT_MS })
+  if (!(await page.locator('#app').count())) {
+    // A standalone page copied from docs/public (the rollout views the examples embed): it must show its heading
+    // with no error and no failed load, as watch() records for every page.
+    const heading = (await page.locator('h1').first().textContent({ timeout: PAGE_TIMEOUT_MS }))?.trim()
+    if (!heading) problems.push(`${path}: no heading rendered`)
+    return { path, heading, diagrams: 0, ms: Date.now() - started }
+  }
   await page.waitForSelector('.VPContent', { timeout: PAGE_TIMEOUT_MS })
   const heading = (await page.locator('h1').first().textContent({ timeout: PAGE_TIMEOUT_MS }))?.trim()
   if (!heading) problems.push(`${path}: no heading rendered`)

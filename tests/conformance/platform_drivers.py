@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy_mcp.config.loader import Project, load_project
 from deploy_mcp.core.platform import Platform
 from deploy_mcp.core.target import Release
 
@@ -26,6 +27,8 @@ class Driver:
 
     name: str
     platform: Platform
+    project: Project
+    """A deploy.toml declaring the service and its environments, as the runner reads them."""
     service: str
     environment: str
     health_path: str
@@ -49,6 +52,12 @@ def fake_driver(folder: Path, *, exact_weights: bool, preview: bool) -> Iterator
     platform = create_fake_platform(
         exact_weights=exact_weights, preview=preview, services={"hello": ["staging", "production"]}
     )
+    (folder / "deploy.toml").write_text(
+        '[services.hello]\ncommand = ["hello"]\nhealth = "/health"\n'
+        "[services.hello.environments.staging]\n[services.hello.environments.production]\n",
+        encoding="utf-8",
+    )
+    project = load_project(folder / "deploy.toml")
 
     def crashing(version: str) -> Release:
         platform.behave(version, crash_loop=True)
@@ -57,6 +66,7 @@ def fake_driver(folder: Path, *, exact_weights: bool, preview: bool) -> Iterator
     yield Driver(
         name="fake" if exact_weights else "fake-replicas",
         platform=platform,
+        project=project,
         service="hello",
         environment="staging",
         health_path="/health",
@@ -90,6 +100,7 @@ def local_driver(folder: Path) -> Iterator[Driver]:
         yield Driver(
             name="local",
             platform=platform,
+            project=project,
             service="hello",
             environment="staging",
             health_path=service.health,
@@ -148,6 +159,7 @@ def kubernetes_driver(folder: Path, *, router: str) -> Iterator[Driver]:
         yield Driver(
             name=f"kubernetes-{router}",
             platform=platform,
+            project=project,
             service="hello",
             environment="staging",
             health_path=service.health,

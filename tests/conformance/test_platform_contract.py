@@ -5,13 +5,15 @@ exact weights and a preview ("fake"), the fake with replica-ratio weights and no
 Kubernetes without a traffic router can do), and the local platform ("local", real processes behind the weighted
 router). What the runner relies on is what is checked: start, scale and stop semantics, the first version takes
 all traffic and a new one none, weights refused for a version with no ready instance, weights set and read back
-(exactly, or as replica ratios when the router says so), starting and stopping twice, probes that reach the service
+(exactly, or as replica ratios when the router says so), starting and stopping twice (the platform's codes, and
+the runner's idempotent start and stop on top of them), probes that reach the service
 and one version (when the router has a preview), flags set and read back, and errors that are TargetErrors with
 their codes.
 
 Adding a driver (Kubernetes, ECS): write a factory in tests/conformance/platform_drivers.py that yields a
-``Driver`` for a fresh, empty environment (see ``local_driver``: the platform, the service and environment to use,
-a good release and a crashing release of any version) and cleans up after itself, then add it to ``DRIVERS``.
+``Driver`` for a fresh, empty environment (see ``local_driver``: the platform, the project whose deploy.toml
+declares the service, the service and environment to use, a good release and a crashing release of any version)
+and cleans up after itself, then add it to ``DRIVERS``.
 Nothing else changes: the tests read the router's capabilities and expect what the driver declares. Run with
 ``python -m pytest tests/conformance -q -k <name>``.
 """
@@ -25,6 +27,8 @@ import pytest
 from platform_drivers import Driver, driver_fixture
 
 from deploy_mcp.core.platform import FlagProvider, Prober, TrafficRouter, Workload, proportional
+from deploy_mcp.core.runner.actions import Actions
+from deploy_mcp.core.runner.base import Context
 from deploy_mcp.core.target import ErrorCode, TargetError, TargetState
 from deploy_mcp.signals.health import check_health
 
@@ -162,6 +166,33 @@ def test_environments_are_apart(driver: Driver) -> None:
     start(driver, V1)
     other = driver.platform.workload.state(driver.service, driver.other_environment)
     assert other.versions == []
+
+
+def test_the_runners_start_and_stop_are_idempotent_on_the_driver(driver: Driver) -> None:
+    """What makes resuming safe: a step re-run after a crash tops up, or finds nothing to do."""
+    ctx = Context(
+        project=driver.project,
+        ledger=None,  # type: ignore[arg-type]  # actions never touch the ledger
+        platforms=lambda _service: driver.platform,
+        metrics=lambda _service, _environment: None,  # type: ignore[arg-type,return-value]
+        holder="conformance",
+        lease_seconds=30.0,
+        ready_timeout=20.0,
+        drain_timeout=1.0,
+    )
+    actions = Actions(ctx, driver.service, driver.environment, follow_instances=False)
+    said: list[str] = []
+    actions.start(V1, 1, said.append)
+    actions.start(V1, 1, said.append)
+    assert said == [f"{V1} already runs 1 ready instance(s); nothing to start"]
+    actions.start(V1, 2, said.append)  # a re-run with more tops it up
+    assert state(driver).version(V1).ready == 2  # type: ignore[union-attr]
+    actions.start(V2, 1, said.append)
+    assert weights(driver) == {V1: 100, V2: 0}
+    assert actions.stop(V2) is True
+    assert actions.stop(V2) is False
+    assert actions.set_weights({V1: 100}) == {V1: 100}
+    assert [v.version for v in state(driver).versions] == [V1]
 
 
 # -- the traffic router -------------------------------------------------------------------------------------------

@@ -303,6 +303,7 @@ class Cluster:
             health_path=health_path,
             health_interval=self.health_interval,
             on_change=changed,
+            base_env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},  # a container sees little of the host
         )
         pod = Pod(meta["namespace"], meta["name"], instance, folder)
         pod_holder["pod"] = pod

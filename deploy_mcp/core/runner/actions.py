@@ -37,7 +37,7 @@ VERIFY_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class Checks:
-    """Health and smoke checks of one URL; ``passed`` says both passed."""
+    """Health and smoke checks of the service or of one version; ``passed`` says both passed."""
 
     passed: bool
     health: str

@@ -18,14 +18,14 @@ from typing import Any
 from deploy_mcp.config.loader import Project
 from deploy_mcp.core.analysis import MetricsSource
 from deploy_mcp.core.plans import Plan
-from deploy_mcp.core.platform import Platform
+from deploy_mcp.core.platform import Platform, RouterCapabilities
 from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Status, Step
 from deploy_mcp.core.runner import control
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, holder_is_gone, log
 from deploy_mcp.core.runner.control import ControlAction
 from deploy_mcp.core.runner.execute import DONE_STEPS, ROLLBACK_STRATEGY, Execution, record_steps
-from deploy_mcp.core.runner.rollback import plan_rollback, resolve_rollback
+from deploy_mcp.core.runner.rollback import check_to_while_running, plan_rollback, resolve_rollback
 from deploy_mcp.core.target import TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.ledger import Ledger, LedgerError, LockState
@@ -114,7 +114,13 @@ class Runner:
         self.ctx.environment(service, environment)
         self._recover(service, environment)
         self._refuse_unresolved(service, environment)
-        state = self.ctx.platforms(service).workload.state(service, environment)
+        platform = self.ctx.platforms(service)
+        if plan.capabilities != platform.router.capabilities:
+            raise RunnerError(
+                f"the plan was made for a traffic router with {_can(plan.capabilities)}, but the {platform.kind} "
+                f"platform of {service} has {_can(platform.router.capabilities)}; plan the deployment again"
+            )
+        state = platform.workload.state(service, environment)
         serving = state.serving[0] if state.serving else None
         if plan.current_version != serving:
             planned = plan.current_version or "nothing"
@@ -438,6 +444,9 @@ class Runner:
         self._recover(service, environment)
         lock = self._live_lock(service, environment)
         if lock is not None and lock.deployment_id in self._executions:
+            running = self.ledger.get(lock.deployment_id)
+            if running is not None:
+                check_to_while_running(self.ledger, running, to)
             if expect is not None and expect != (lock.deployment_id, None):
                 raise RunnerError(_changed(expect, f"abort {lock.deployment_id}, which is under way now"))
             return self.abort(lock.deployment_id, reason, by=requested_by)
@@ -551,6 +560,11 @@ def _restart_point(record: DeploymentRecord, state: TargetState) -> list[Step]:
         if first_start is not None and first_start.status in DONE_STEPS:
             steps = [s.model_copy(update={"status": "pending"}) if s.index >= first_start.index else s for s in steps]
     return steps
+
+
+def _can(capabilities: RouterCapabilities) -> str:
+    weights = "exact weights" if capabilities.exact_weights else "replica-ratio weights"
+    return weights + (" and a preview" if capabilities.preview else " and no preview")
 
 
 def _describe(state: TargetState) -> str:

@@ -21,13 +21,15 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from deploy_mcp.core.analysis import AnalysisRun, Measurement, MetricsSource, run_analysis
+from deploy_mcp.config.schema import AnalysisMethod
+from deploy_mcp.core.analysis import Measurement, MetricsSource, run_analysis
 from deploy_mcp.core.plans import CheckVia, PlanStep
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status, Step, Validation, Verdict, utcnow
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, log, notify
 from deploy_mcp.core.runner.control import ControlAction, ControlRequest, Inbox
 from deploy_mcp.core.runner.rollback import undo
+from deploy_mcp.core.sequential import run_sequential, sample_seconds
 from deploy_mcp.errors import UserError
 
 DONE_STEPS = frozenset({"succeeded", "promoted", "skipped"})
@@ -113,6 +115,9 @@ class Execution:
         self._lost = False
         self._closing = False
         self._source: MetricsSource | None = None
+        self._unjudged_since: float | None = time.monotonic()
+        """Since when the new version's traffic has gone unjudged: the sequential analysis counts it too. None
+        right after a flag change: the version's error rate changed with it, so older traffic is not evidence."""
         self.thread = threading.Thread(target=self._main, name=f"deploy {record.id}", daemon=True)
 
     # -- lifecycle seen from the Runner ---------------------------------------------------------------------------
@@ -254,6 +259,8 @@ class Execution:
                 self._event("note", f"{step.version} was not running; nothing to stop")
         elif action == "flag":
             where = actions.set_flag(step.percentage or 0)
+            if step.percentage:  # the feature reaches users: what the version did before is no evidence of it
+                self._unjudged_since = None
             self._event("note", f"flag set to {step.percentage or 0}% in {where}")
         elif action == "check":
             checks = actions.check(step.version, step.via)
@@ -277,11 +284,14 @@ class Execution:
         return reason
 
     def _pause_step(self, step: PlanStep) -> _Result:
-        if step.seconds is None:
-            self._hold(step.description, step, "waiting")  # resume and promote both end a human's pause
-            return _Result.DONE
-        request = self._sleep(step.seconds)
-        return self._interrupted_by(request, step)
+        try:
+            if step.seconds is None:
+                self._hold(step.description, step, "waiting")  # resume and promote both end a human's pause
+                return _Result.DONE
+            request = self._sleep(step.seconds)
+            return self._interrupted_by(request, step)
+        finally:
+            self._unjudged_since = time.monotonic()  # what ran during a pause was seen by whoever ended it
 
     def _analyze(self, step: PlanStep) -> _Result:
         version = step.version or self.record.version
@@ -293,24 +303,47 @@ class Execution:
         if self._source is None:
             self._source = self.ctx.metrics(self.service, self.environment)
 
-        def measured(measurement: Measurement, run: AnalysisRun) -> None:
+        def measured(measurement: Measurement, run: object) -> None:
             self._event("measurement", f"{measurement.phase.value}: {measurement.reason}", measurement.numbers())
             self._progress(f"step {step.index}/{len(self.steps)}: {measurement.phase.value}: {measurement.reason}")
 
-        outcome = run_analysis(
-            self._source,
-            self.service,
-            self.environment,
-            version,
-            baseline,
-            thresholds,
-            analysis,
-            step.seconds if step.seconds is not None else analysis.bake,
-            step.interval if step.interval is not None else analysis.interval,
-            should_stop=self._should_stop,
-            sleep=lambda seconds: self.inbox.wake.wait(seconds),
-            on_measurement=measured,
-        )
+        bake = step.seconds if step.seconds is not None else analysis.bake
+        interval = step.interval if step.interval is not None else analysis.interval
+        if analysis.method is AnalysisMethod.SEQUENTIAL:  # every sample the source has, reported once per interval
+            outcome = run_sequential(
+                self._source,
+                self.service,
+                self.environment,
+                version,
+                baseline,
+                thresholds,
+                analysis,
+                bake,
+                interval,
+                look_every_s=sample_seconds(self._source),
+                # Requests served since the last verdict (the first batch of a rolling update, while the old
+                # instance drained) are evidence too: a bad release is judged on everything users met.
+                lookback_s=None if self._unjudged_since is None else time.monotonic() - self._unjudged_since,
+                should_stop=self._should_stop,
+                sleep=lambda seconds: self.inbox.wake.wait(seconds),
+                on_measurement=measured,
+            )
+        else:
+            outcome = run_analysis(
+                self._source,
+                self.service,
+                self.environment,
+                version,
+                baseline,
+                thresholds,
+                analysis,
+                bake,
+                interval,
+                should_stop=self._should_stop,
+                sleep=lambda seconds: self.inbox.wake.wait(seconds),
+                on_measurement=measured,
+            )
+        self._unjudged_since = time.monotonic()
         if outcome.stopped:
             self._check()
             return self._interrupted_by(self.inbox.take(), step)
@@ -319,6 +352,7 @@ class Execution:
             return _Result.DONE
         if outcome.phase is Phase.INCONCLUSIVE:
             action = self._hold(outcome.reason, step, "inconclusive")
+            self._unjudged_since = time.monotonic()
             return _Result.PROMOTED if action is ControlAction.PROMOTE else _Result.RERUN
         self._set_step(step, "failed", finished=True)
         raise _Failed(outcome.reason)

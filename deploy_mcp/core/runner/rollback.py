@@ -184,6 +184,26 @@ def choose_target(ledger: Ledger, current: DeploymentRecord, to: str | None) -> 
     )
 
 
+def check_to_while_running(ledger: Ledger, running: DeploymentRecord, to: str | None) -> None:
+    """Refuse a ``to`` that a rollback of a rollout under way would not honour, before anything is aborted.
+
+    A rollback called while a rollout runs aborts it, and abort returns traffic to the version that served before;
+    so ``to`` must be valid (as `choose_target` judges it) and name that version. Anything else is refused here,
+    with the rollout left running, rather than aborted first and found wrong after.
+    """
+    if not to:
+        return
+    version, _ = choose_target(ledger, running, to)
+    if version == running.previous_version:
+        return
+    back = f"returns traffic to {running.previous_version}" if running.previous_version else "stops it"
+    raise RunnerError(
+        f"to: {to} ({version}): {running.id} ({running.service} {running.version}) is under way, and a rollback "
+        f"now aborts it, which {back}; it cannot go to {version} in the same move. Nothing was changed. Leave to "
+        f"out to abort it, then roll back with to={to!r} once it has ended"
+    )
+
+
 def refuse_crossing(
     ledger: Ledger,
     current: DeploymentRecord,

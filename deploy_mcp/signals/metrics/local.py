@@ -14,6 +14,13 @@ class LocalRouterMetrics:
     """Adapts a platform's own ``TrafficMetrics`` (its router counts every request) to the MetricSource protocol;
     ``name`` says whose router it is in reports ("local-router")."""
 
+    sample_seconds = 0.1
+    """The router counts every request as it ends, so there is news at any instant: ten looks a second keep the
+    time from a conclusive sample to the verdict small, and each look is one cheap local call."""
+    window_granularity_seconds = 1.0
+    """The router sums whole seconds and leaves out the second a window starts in: a window that must reach back
+    to an instant asks for one second more."""
+
     def __init__(self, traffic: TrafficMetrics, name: str = "local-router") -> None:
         self.traffic = traffic
         self.name = name

@@ -48,6 +48,7 @@ LATENCY_P99_QUERY = LATENCY_QUERY.replace("{quantile}", "0.99")
 _P95 = re.compile(r"histogram_quantile\(\s*0?\.95\s*,")
 PLACEHOLDERS = "{service}, {environment}, {version} and {window}"
 MAX_PARALLEL = 8
+DEFAULT_SCRAPE_SECONDS = 15.0
 
 
 class PrometheusMetrics:
@@ -59,6 +60,10 @@ class PrometheusMetrics:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.queries = _templates(queries)
+        # Numbers change only when Prometheus scrapes: asking more often than that only loads it.
+        self.sample_seconds = queries.scrape_interval if queries is not None else DEFAULT_SCRAPE_SECONDS
+        # increase() needs two scrapes inside its range: a window that must cover an instant reaches one scrape back.
+        self.window_granularity_seconds = self.sample_seconds
 
     def snapshot(
         self, service: str, environment: str, versions: list[str], window_seconds: float

@@ -50,13 +50,16 @@ def pod_state(pod: Obj) -> InstanceState:
         phase = InstancePhase.UNREADY if container.get("restartCount") else InstancePhase.STARTING
     else:
         phase = InstancePhase.STARTING
-    problem = None
+    parts: list[str] = []
     if waiting.get("reason") and waiting.get("reason") != "ContainerCreating":
-        problem = f"{waiting['reason']}: {waiting.get('message', '')}".strip(": ")
-        if terminated:
-            problem += f"; last exit code {terminated.get('exitCode')}"
-            if terminated.get("message"):
-                problem += f", last output: {terminated['message']}"
+        parts.append(f"{waiting['reason']}: {waiting.get('message', '')}".strip(": "))
+    if terminated and terminated.get("exitCode") not in (None, 0) and not ready:
+        # also between two attempts, while the container runs again: the last failure is what matters
+        last = f"last exit code {terminated.get('exitCode')}"
+        if terminated.get("message"):
+            last += f", last output: {terminated['message']}"
+        parts.append(last)
+    problem = "; ".join(parts) or None
     return InstanceState(
         id=pod["metadata"]["name"],
         version=pod_version(pod),
@@ -69,4 +72,7 @@ def pod_state(pod: Obj) -> InstanceState:
 
 
 def crash_looping(instance: InstanceState) -> bool:
-    return instance.phase is InstancePhase.CRASHED and instance.restarts >= CRASH_LOOP_RESTARTS
+    """Restarted three times after failing and not ready: a crash loop, whether the kubelet is backing off right
+    now (CrashLoopBackOff) or has just started the container once more."""
+    failed = instance.last_exit_code not in (None, 0)
+    return instance.restarts >= CRASH_LOOP_RESTARTS and failed and instance.phase is not InstancePhase.READY

@@ -18,6 +18,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from typing import Any
 from deploy_mcp.config.loader import Project
 from deploy_mcp.config.schema import Environment, Service, TargetKind
 from deploy_mcp.core.platform import Platform
+from deploy_mcp.core.private import open_private
 from deploy_mcp.core.target import (
     ErrorCode,
     InstancePhase,
@@ -37,11 +39,13 @@ from deploy_mcp.core.target import (
     VersionState,
 )
 from deploy_mcp.targets.local import state as files
+from deploy_mcp.targets.local.environment import Role, find, inherited, supervisor_environment
 from deploy_mcp.targets.local.flags import FlagdFile
 from deploy_mcp.targets.local.traffic import LocalProber, LocalTrafficMetrics, LocalTrafficRouter
 
 SUPERVISOR_START_TIMEOUT = 15.0
 CONTROL_TIMEOUT = 30.0
+ADOPT_TIMEOUT = 3.0  # a supervisor rewrites a missing state file within a second
 QUICK_TIMEOUT = 2.0  # for calls a healthy supervisor answers at once; stop must not wait long on a hung one
 
 
@@ -102,13 +106,54 @@ class LocalWorkload:
 
     def _client(self, service: str, environment: str) -> _Control | None:
         """The running supervisor, or None; raises only when it exists but does not answer."""
-        data = files.read_state(self._paths(service, environment))
+        paths = self._paths(service, environment)
+        data = files.read_state(paths) or self._adopt(paths)
         if data is None:
             return None
         supervisor = data.get("supervisor", {})
         if not files.alive(supervisor.get("pid"), supervisor.get("ticks")):
             return None
         return _Control(supervisor["control_port"], supervisor["token"], f"{service}/{environment}")
+
+    def _adopt(self, paths: files.Paths) -> dict[str, Any] | None:
+        """The state of a supervisor that runs although its state file is gone (``rm -rf .deploy``).
+
+        Found by the marker in its environment; it rewrites a missing state file within a second (see the
+        supervisor), so waiting for the file is all adopting takes, and the file again holds its port and token.
+        """
+        if not any(found.role is Role.SUPERVISOR for found in find(paths.state_dir, paths.service, paths.environment)):
+            return None
+        deadline = time.monotonic() + ADOPT_TIMEOUT
+        while time.monotonic() < deadline:
+            data = files.read_state(paths)
+            if data is not None:
+                return data
+            time.sleep(0.05)
+        return None
+
+    def _stop_unrecorded(self, paths: files.Paths) -> list[str]:
+        """Stop this service's processes found by their marker, whatever the state file says (or if it is gone).
+
+        A supervisor gets SIGTERM first (it drains and stops its instances), then SIGKILL; an instance left
+        without one is stopped with its process group.
+        """
+        found = list(find(paths.state_dir, paths.service, paths.environment))
+        stopped = []
+        supervisors = [f for f in found if f.role is Role.SUPERVISOR]
+        for supervisor in supervisors:
+            files.kill_process(supervisor.pid, supervisor.ticks, signal.SIGTERM)
+        deadline = time.monotonic() + self.kill_timeout + 5.0
+        while time.monotonic() < deadline and any(files.alive(s.pid, s.ticks) for s in supervisors):
+            time.sleep(0.05)
+        for supervisor in supervisors:
+            files.kill_process(supervisor.pid, supervisor.ticks)
+            stopped.append(f"supervisor (pid {supervisor.pid})")
+        for instance in (f for f in found if f.role is Role.INSTANCE):
+            if files.alive(instance.pid, instance.ticks) or files.group_alive(instance.pid):
+                files.terminate_group(instance.pid, self.kill_timeout)
+            stopped.append(f"instance (pid {instance.pid})")
+        files.remove_state(paths)
+        return stopped
 
     def _ensure_supervisor(self, service: str, environment: str) -> tuple[_Control, bool]:
         paths = self._paths(service, environment)
@@ -153,8 +198,8 @@ class LocalWorkload:
             "--kill-timeout",
             str(self.kill_timeout),
         ]
-        paths.folder.mkdir(parents=True, exist_ok=True)
-        with open(paths.supervisor_log, "ab") as early_errors:  # an import error lands in the log too
+        files.ensure_folder(paths)
+        with open_private(paths.supervisor_log) as early_errors:  # an import error lands in the log too
             launcher = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
@@ -162,7 +207,7 @@ class LocalWorkload:
                 stderr=early_errors,
                 start_new_session=True,
                 cwd=str(root),
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=supervisor_environment(self.project.state_dir, service_name, environment_name),
             )
         assert launcher.stdout is not None
         try:
@@ -201,7 +246,10 @@ class LocalWorkload:
         for other_service, other_environment in files.known(self.project.state_dir):
             if (other_service, other_environment) == (service, environment):
                 continue
-            data = files.read_state(self._paths(other_service, other_environment)) or {}
+            try:
+                data = files.read_state(self._paths(other_service, other_environment)) or {}
+            except files.StateFileError:
+                continue
             supervisor = data.get("supervisor", {})
             if supervisor.get("router_port") == port and files.alive(supervisor.get("pid"), supervisor.get("ticks")):
                 return f"the router of {other_service}/{other_environment}"
@@ -211,7 +259,7 @@ class LocalWorkload:
         """Stop what a dead supervisor left behind and forget it; returns what was stopped."""
         data = files.read_state(paths)
         if data is None:
-            return []
+            return self._stop_unrecorded(paths)  # the state file is gone, its processes may not be
         stopped = []
         for record in data.get("instances", []):
             pid = record.get("pid")
@@ -236,7 +284,16 @@ class LocalWorkload:
         data = files.read_state(self._paths(service, environment))
         empty = TargetState(service=service, environment=environment, kind=self.kind, running=False)
         if data is None:
-            return empty
+            strays = list(find(self.project.state_dir, service, environment))
+            if not strays:
+                return empty
+            pids = ", ".join(str(found.pid) for found in strays)
+            return empty.model_copy(
+                update={
+                    "problem": f"{len(strays)} process(es) of {service}/{environment} run without a state file "
+                    f"(pid {pids}): `deploy-mcp local stop {service}` stops them"
+                }
+            )
         weights = data.get("weights", {})
         versions: dict[str, VersionState] = {}
         leftovers = 0
@@ -276,7 +333,12 @@ class LocalWorkload:
         self._check_command(service, config, release)
         client, spawned = self._ensure_supervisor(service, environment)
         wait = timeout if timeout is not None else self.start_timeout
-        body = {"release": release.model_dump(mode="json"), "replicas": replicas, "timeout": wait}
+        body = {
+            "release": release.model_dump(mode="json"),
+            "replicas": replicas,
+            "timeout": wait,
+            "inherited": inherited(release.inherit_env),  # sent, never written to the state file
+        }
         try:
             client.call("POST", "/start", body, timeout=wait + CONTROL_TIMEOUT)
         except TargetError:
@@ -340,7 +402,10 @@ class LocalWorkload:
         """Stop every instance and the router of a service in one environment; returns what was stopped."""
         paths = self._paths(service, environment)
         with files.locked(paths):
-            client = self._client(service, environment)
+            try:
+                client = self._client(service, environment)
+            except files.StateFileError:  # garbled: find the processes by their marker instead
+                return self._stop_unrecorded(paths)
             if client is None:
                 return self._clean_leftovers(paths)
             try:
@@ -370,8 +435,10 @@ class LocalWorkload:
         files.remove_state(paths)
 
     def environments(self) -> list[tuple[str, str]]:
-        """(service, environment) pairs that have local state, running or not."""
-        return list(files.known(self.project.state_dir))
+        """(service, environment) pairs that have local state, running or not, or processes without state."""
+        pairs = set(files.known(self.project.state_dir))
+        pairs |= {(found.service, found.environment) for found in find(self.project.state_dir)}
+        return sorted(pairs)
 
     def control(self, service: str, environment: str) -> _Control:
         """The supervisor's control API, for the router, prober and metrics parts; not_running when there is none."""

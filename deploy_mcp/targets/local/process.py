@@ -21,13 +21,16 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from deploy_mcp.core.masking import redact_output
+from deploy_mcp.core.private import open_private, private_folder
 from deploy_mcp.core.target import ErrorCode, InstancePhase, InstanceState, Release
 from deploy_mcp.targets.local import http1
+from deploy_mcp.targets.local.environment import BASE_NAMES, instance_environment
 from deploy_mcp.targets.local.router import Router, Upstream
 from deploy_mcp.targets.local.state import kill_group, start_ticks
 
@@ -154,8 +157,12 @@ class Instance:
         health_path: str,
         health_interval: float,
         on_change: Callable[[], None],
+        base_env: Mapping[str, str] | None = None,
+        owner: str = "",
     ) -> None:
         self.id = instance_id
+        self.base_env = dict(base_env or {})
+        self.owner = owner
         self.release = release
         self.version = release.version
         self.router = router
@@ -217,6 +224,14 @@ class Instance:
         """What the state file keeps, so leftovers can be found and stopped after a supervisor dies."""
         return {"id": self.id, "version": self.version, "pid": self.pid, "ticks": self.pid_ticks, "port": self.port}
 
+    def redact(self, text: str) -> str:
+        """What the process printed, fit to be shown and recorded: its own env values and secret shapes masked.
+
+        Crash output becomes the deployment's reason and lands in the ledger, where every agent reads it.
+        """
+        inherited = [value for name, value in self.base_env.items() if name not in BASE_NAMES]
+        return redact_output(text, [*self.release.env.values(), *inherited])
+
     def _changed(self, phase: InstancePhase | None = None) -> None:
         if phase is not None:
             self.phase = phase
@@ -271,16 +286,16 @@ class Instance:
             raise FileNotFoundError("no command")
         self.port = free_port()
         argv = expand(self.release.command, self.port, self.version)
-        env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            **self.release.env,
-            "PORT": str(self.port),
-            "VERSION": self.version,
-            "SERVICE": self.release.service,
-        }
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as output:
+        env = instance_environment(
+            self.base_env,
+            self.release.env,
+            port=self.port,
+            version=self.version,
+            service=self.release.service,
+            owner=self.owner,
+        )
+        private_folder(self.log_path.parent)
+        with open_private(self.log_path) as output:
             output.write(f"--- {datetime.now(UTC).isoformat()} starting {self.id}: {argv}\n".encode())
             output.flush()
             self.process = subprocess.Popen(
@@ -329,7 +344,7 @@ class Instance:
                 failures += 1
                 if self.phase is InstancePhase.READY and failures >= FAILURES_TO_UNREADY:
                     self._leave_pool()
-                    self.last_error = result.detail
+                    self.last_error = self.redact(result.detail)
                     self._changed(InstancePhase.UNREADY)
             starting = not self._ever_ready_this_run
             await asyncio.sleep(STARTUP_PROBE_INTERVAL if starting else self.health_interval)
@@ -349,7 +364,7 @@ class Instance:
             self._exits_before_ready += 1
         self.last_exit_code = code
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        tail = log_tail(self.log_path)
+        tail = self.redact(log_tail(self.log_path))
         self.last_error = f"{how}" + (f"; last output: {tail}" if tail else "")
         log.warning("instance %s %s", self.id, self.last_error)
 

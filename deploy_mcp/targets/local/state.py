@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deploy_mcp.core.private import private_folder, private_state_dir
+from deploy_mcp.core.target import ErrorCode, TargetError
+
 FORMAT = 1
 LOCAL_DIR = "local"
 
@@ -61,6 +64,12 @@ class Paths:
 
     def instance_log(self, instance_id: str) -> Path:
         return self.logs / f"{_slug(instance_id)}.log"
+
+
+def ensure_folder(paths: Paths) -> None:
+    """.deploy and .deploy/local, created (or tightened) 0700: state files hold control tokens, logs hold output."""
+    private_state_dir(paths.state_dir)
+    private_folder(paths.folder)
 
 
 def start_ticks(pid: int) -> int | None:
@@ -136,7 +145,7 @@ def terminate_group(pgid: int, grace: float) -> None:
 
 
 def write_state(paths: Paths, data: dict[str, Any]) -> None:
-    paths.folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(paths)
     temporary = paths.state_file.with_suffix(f".tmp{os.getpid()}")
     payload = json.dumps({"format": FORMAT, **data}, indent=2, sort_keys=True)
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the control token
@@ -145,12 +154,40 @@ def write_state(paths: Paths, data: dict[str, Any]) -> None:
     os.replace(temporary, paths.state_file)
 
 
+class StateFileError(TargetError):
+    """A state file that exists but cannot be read: never taken for "nothing runs", which it may not mean."""
+
+    def __init__(self, path: Path, why: str, service: str) -> None:
+        super().__init__(
+            f"the local platform's state file {path} {why}; what it described may still be running. "
+            f"`deploy-mcp local stop {service}` finds those processes without it, stops them and removes the file",
+            ErrorCode.UNAVAILABLE,
+        )
+        self.path = path
+
+
 def read_state(paths: Paths) -> dict[str, Any] | None:
+    """The state, or None when there is no file; a file that cannot be read raises StateFileError."""
     try:
-        data = json.loads(paths.state_file.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        text = paths.state_file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
         return None
-    return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+    except OSError as exc:
+        raise StateFileError(paths.state_file, f"cannot be read ({exc.strerror})", paths.service) from None
+    except UnicodeDecodeError:
+        raise StateFileError(paths.state_file, "is garbled (not UTF-8 text)", paths.service) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StateFileError(paths.state_file, f"is garbled (not valid JSON: {exc.msg})", paths.service) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise StateFileError(
+            paths.state_file,
+            f"is not a state file of this deploy-mcp (format {found!r}, expected {FORMAT})",
+            paths.service,
+        )
+    return data
 
 
 def remove_state(paths: Paths) -> None:
@@ -159,7 +196,7 @@ def remove_state(paths: Paths) -> None:
 
 
 def known(state_dir: Path) -> Iterator[tuple[str, str]]:
-    """(service, environment) of every state file, in name order."""
+    """(service, environment) of every state file, in name order; a garbled one by its name (SERVICE--ENV.json)."""
     folder = state_dir / LOCAL_DIR
     if not folder.is_dir():
         return
@@ -167,9 +204,12 @@ def known(state_dir: Path) -> Iterator[tuple[str, str]]:
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-            continue
+            data = None
         if isinstance(data, dict) and "service" in data and "environment" in data:
             yield str(data["service"]), str(data["environment"])
+        elif file.stem.count("--") == 1:
+            service, environment = file.stem.split("--")
+            yield service, environment
 
 
 @contextlib.contextmanager
@@ -177,7 +217,7 @@ def locked(paths: Paths) -> Iterator[None]:
     """One process at a time may start or tear down a supervisor for a service and environment."""
     import fcntl
 
-    paths.folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(paths)
     with open(paths.lock_file, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -6,7 +6,7 @@ finds the supervisor again through the state file and re-adopts it. The supervis
 API on 127.0.0.1 (a random port and a bearer token, both in the 0600 state file), runs the router and the
 health probes on one asyncio loop, and its instances die with it (see process.py).
 
-Started as ``python -m deploy_mcp.targets.local.supervisor ...`` by LocalTarget; it forks once so that it is
+Started as ``python -m deploy_mcp.targets.local.supervisor ...`` by LocalWorkload; it forks once so that it is
 nobody's child (no zombie in the server), prints one JSON line on stdout saying whether it could bind its port,
 and then writes only to its log.
 """
@@ -38,20 +38,24 @@ from deploy_mcp.core.target import (
     check_weights,
 )
 from deploy_mcp.targets.local import http1
+from deploy_mcp.targets.local.environment import Role, marker
 from deploy_mcp.targets.local.process import Instance, probe
 from deploy_mcp.targets.local.router import Router
-from deploy_mcp.targets.local.state import Paths, remove_state, start_ticks, write_state
+from deploy_mcp.targets.local.state import Paths, ensure_folder, remove_state, start_ticks, write_state
 
 log = logging.getLogger("deploy_mcp.local.supervisor")
 
 DEFAULT_KILL_TIMEOUT = 5.0
+STATE_FILE_CHECK = 0.5
 
 
 class Version:
     """A version's desired size, its instances and its traffic weight."""
 
-    def __init__(self, release: Release, replicas: int) -> None:
+    def __init__(self, release: Release, replicas: int, inherited: dict[str, str] | None = None) -> None:
         self.release = release
+        # what the service may have of deploy-mcp's environment; kept in memory only, never in the state file
+        self.inherited = inherited or {}
         self.replicas = replicas
         self.instances: list[Instance] = []
         self.next_index = 1
@@ -121,6 +125,14 @@ class Supervisor:
         self.control_port = server.sockets[0].getsockname()[1]
         self._control_server = server
         self._save_now()
+
+    async def keep_state_file(self) -> None:
+        """Write the state file again when it is gone (``rm -rf .deploy``), so the platform can adopt us."""
+        while not self.stopped.is_set():
+            await asyncio.sleep(STATE_FILE_CHECK)
+            if not self._shutting_down and not self.paths.state_file.exists():
+                log.warning("the state file %s was removed; writing it again", self.paths.state_file)
+                self._save_now()
 
     def request_shutdown(self, drain_timeout: float = 5.0) -> None:
         task = asyncio.get_running_loop().create_task(self.shutdown(drain_timeout))
@@ -210,14 +222,16 @@ class Supervisor:
         base = f"{self.service}/{self.environment}"
         return f"{base} {version}" if version else base
 
-    async def start_version(self, release: Release, replicas: int, timeout: float) -> None:
+    async def start_version(
+        self, release: Release, replicas: int, timeout: float, inherited: dict[str, str] | None = None
+    ) -> None:
         if release.version in self.versions:
             raise TargetError(
                 f"{self._where(release.version)} is already running; use scale to change its size, "
                 "or stop it first to start it again",
                 ErrorCode.ALREADY_RUNNING,
             )
-        version = Version(release, replicas)
+        version = Version(release, replicas, inherited)
         self.versions[release.version] = version
         self.weights.setdefault(release.version, 0)
         version.preview_port = await self.router.open_preview(release.version)
@@ -244,6 +258,8 @@ class Supervisor:
                 health_path=self.health_path,
                 health_interval=self.health_interval,
                 on_change=self._notify,
+                base_env=version.inherited,
+                owner=marker(self.paths.state_dir, self.service, self.environment, Role.INSTANCE),
             )
             version.instances.append(instance)
             instance.start()
@@ -272,7 +288,7 @@ class Supervisor:
             raise TargetError(f"{self._where(version.name)} cannot start: {reason}", code)
         if version.ready() < replicas:
             waiting = [i for i in version.instances if not i.ready]
-            last = next((i.last_probe.detail for i in waiting if i.last_probe), "no answer yet")
+            last = next((i.redact(i.last_probe.detail) for i in waiting if i.last_probe), "no answer yet")
             raise TargetError(
                 f"{self._where(version.name)}: {version.ready()} of {replicas} instances ready after "
                 f"{timeout:g} s; last health check of {waiting[0].id}: {last}",
@@ -357,7 +373,7 @@ class Supervisor:
                 url=f"http://127.0.0.1:{instance.port}{self.health_path}",
                 status_code=result.status_code,
                 status=result.status,
-                detail=result.detail,
+                detail=instance.redact(result.detail),
                 latency_ms=result.latency_ms,
             )
 
@@ -412,7 +428,8 @@ class Supervisor:
             return {name: snap.model_dump(mode="json") for name, snap in snapshots.items()}
         if method == "POST" and path == "/start":
             release = Release.model_validate(body["release"])
-            await self.start_version(release, int(body["replicas"]), float(body["timeout"]))
+            inherited = {str(k): str(v) for k, v in body.get("inherited", {}).items()}
+            await self.start_version(release, int(body["replicas"]), float(body["timeout"]), inherited)
             return self.state().model_dump(mode="json")
         if method == "POST" and path == "/scale":
             await self.scale(
@@ -445,13 +462,15 @@ async def _main(args: argparse.Namespace, handshake: int) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, supervisor.request_shutdown)
+    keeper = loop.create_task(supervisor.keep_state_file())
     await supervisor.stopped.wait()
+    keeper.cancel()
     log.info("supervisor for %s/%s stopped", paths.service, paths.environment)
     return 0
 
 
 def _announce(fd: int, message: dict[str, Any]) -> None:
-    """The one line LocalTarget waits for; afterwards stdout is the log, so stray prints cannot block."""
+    """The one line LocalWorkload waits for; afterwards stdout is the log, so stray prints cannot block."""
     with contextlib.suppress(OSError):
         os.write(fd, (json.dumps(message) + "\n").encode())
     with contextlib.suppress(OSError):
@@ -477,8 +496,8 @@ def main(argv: list[str] | None = None) -> int:
         os.setsid()  # its own session and process group, detached from any terminal
     handshake = os.dup(1)
     paths = Paths(Path(args.state_dir), args.service, args.environment)
-    paths.folder.mkdir(parents=True, exist_ok=True)
-    log_fd = os.open(paths.supervisor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    ensure_folder(paths)
+    log_fd = os.open(paths.supervisor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     os.close(log_fd)
