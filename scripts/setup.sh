@@ -18,6 +18,8 @@ missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# kubectl, the reference client the Kubernetes emulator is checked against: Debian's when none is installed
+command -v kubectl >/dev/null || missing+=(kubernetes-client)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else SUDO=skip; fi
   if [ "$SUDO" != skip ]; then

@@ -202,6 +202,11 @@ class Service(Strict):
         "(local platform). Besides these they get only PATH, HOME, LANG, TZ, env and PORT, VERSION, SERVICE.",
     )
     image: str | None = None
+    manifest: str | None = Field(
+        default=None,
+        description="Kubernetes: a Deployment manifest (relative to deploy.toml) whose image, labels and replicas "
+        "deploy-mcp sets; everything else is kept.",
+    )
     replicas: int = Field(default=2, ge=1)
     health: str = "/health"
     smoke: list[str] = Field(default_factory=lambda: ["/health"])
@@ -250,10 +255,37 @@ class Service(Strict):
         return command
 
 
+class KubernetesRouter(StrEnum):
+    """How traffic is split between versions: by replica counts behind one Service, or by Gateway API weights."""
+
+    SERVICE = "service"
+    GATEWAY_API = "gateway-api"
+
+
 class KubernetesTarget(Strict):
-    context: str | None = None
+    """Where and how the Kubernetes driver works; credentials stay in the kubeconfig or the pod's service account."""
+
+    kubeconfig: str | None = Field(
+        default=None, description="Path to a kubeconfig; default $KUBECONFIG, then ~/.kube/config."
+    )
+    context: str | None = Field(default=None, description="kubeconfig context; default its current context.")
+    in_cluster: bool = Field(default=False, description="Use the pod's service account instead of a kubeconfig.")
     namespace: str = "default"
-    allowed_namespaces: list[str] = Field(default_factory=list)
+    allowed_namespaces: list[str] = Field(
+        default_factory=list, description="When set, any namespace outside this list is refused at call time."
+    )
+    router: KubernetesRouter = Field(
+        default=KubernetesRouter.SERVICE,
+        description="service: weights are replica ratios; gateway-api: an HTTPRoute with exact backendRef weights.",
+    )
+    gateway: str | None = Field(
+        default=None,
+        description="NAMESPACE/NAME of the Gateway the HTTPRoute attaches to; without it the route attaches to the "
+        "service itself (a GAMMA mesh route).",
+    )
+    service_port: int = Field(default=80, ge=1, le=65535, description="The port of the Services deploy-mcp creates.")
+    container_port: int = Field(default=8080, ge=1, le=65535, description="The port the container listens on.")
+    progress_deadline: Duration = Field(default=600.0, description="Deployment progressDeadlineSeconds.")
 
 
 class EcsTarget(Strict):

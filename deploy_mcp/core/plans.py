@@ -24,6 +24,7 @@ from deploy_mcp.config.schema import (
     Mode,
     Service,
     StrategyName,
+    TargetKind,
     Thresholds,
     Tier,
 )
@@ -49,7 +50,7 @@ __all__ = [
     "choose_strategy",
 ]
 
-Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
+Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause", "rollout"]
 ChosenBy = Literal["requested", "configured", "recommended"]
 
 
@@ -82,7 +83,7 @@ class _Model(BaseModel):
 class PlanStep(_Model):
     """One instruction for the runner.
 
-    Parameters by action: start/scale (version, replicas), stop (version), set_weights (weights: version ->
+    Parameters by action: start/scale/rollout (version, replicas), stop (version), set_weights (weights: version ->
     percent of traffic), analyze (seconds = bake time, interval), flag (percentage), pause (seconds for a timed
     wait; none means wait for a human decision), check (version, via). ``index`` counts from 1, as people read it.
     """
@@ -361,9 +362,39 @@ def _first_deployment(ctx: _Context, steps: _Steps, *, route: bool) -> _Steps:
     return steps
 
 
+def _native(ctx: _Context) -> bool:
+    """Kubernetes rolls and recreates with the Deployment's own strategy (what kubectl users expect to see)."""
+    return ctx.svc.target is TargetKind.KUBERNETES
+
+
+def _native_rollout(ctx: _Context, recreate: bool) -> _Steps:
+    """One Deployment whose template becomes the new version; Kubernetes replaces the pods itself and the step waits
+    as ``kubectl rollout status`` does. The analysis follows the whole rollout, and a failure undoes it the way
+    ``kubectl rollout undo`` does (the previous ReplicaSet's template back)."""
+    steps = _Steps(ctx)
+    new, old, total = ctx.version, ctx.old, ctx.replicas
+    how = (
+        "Recreate: every old pod stops before a new one starts"
+        if recreate
+        else f"RollingUpdate: maxSurge {ctx.env.max_surge}, maxUnavailable {ctx.env.max_unavailable}"
+    )
+    source = f"replacing {old}" if old else "the first version"
+    steps.add(
+        "rollout",
+        f"Set the Deployment's template to {new} ({source}); Kubernetes rolls the pods with its own {how}. "
+        f"Wait as kubectl rollout status does; a crash loop or the progress deadline fails the step.",
+        version=new,
+        replicas=total,
+    )
+    steps.analyze(1.0, f"Analyze {new} under all traffic; a failure rolls the Deployment back (kubectl rollout undo).")
+    return steps
+
+
 def _rolling(ctx: _Context) -> _Steps:
     """Replace instances in batches: never more than replicas + max_surge running, never fewer than
     replicas - max_unavailable available (the Kubernetes rolling-update contract)."""
+    if _native(ctx):
+        return _native_rollout(ctx, recreate=False)
     steps = _Steps(ctx)
     new, old, total = ctx.version, ctx.old, ctx.replicas
     if old is None:
@@ -532,6 +563,8 @@ def _against(ctx: _Context, weight: int) -> str:
 
 def _recreate(ctx: _Context) -> _Steps:
     """Stop everything, then start the new version: the one strategy with planned downtime."""
+    if _native(ctx):
+        return _native_rollout(ctx, recreate=True)
     steps = _Steps(ctx)
     new, old, total = ctx.version, ctx.old, ctx.replicas
     if old is not None:
@@ -589,7 +622,7 @@ def _estimate(steps: list[PlanStep]) -> float:
     for step in steps:
         if step.action in ("analyze", "pause") and step.seconds:
             total += step.seconds
-        elif step.action == "wait_ready":
+        elif step.action in ("wait_ready", "rollout"):
             total += START_ALLOWANCE_SECONDS
     return total
 
@@ -739,6 +772,12 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
                 f"({human_duration(ctx.env.scale_down_delay)} after the move), started again at full size after that; "
                 f"{new} is stopped."
             )
+    elif strategy in (StrategyName.RECREATE, StrategyName.ROLLING) and _native(ctx):
+        downtime = ", with the same downtime" if strategy == StrategyName.RECREATE else ""
+        sentence = (
+            f"kubectl rollout undo: the Deployment's template goes back to {old}'s ReplicaSet and Kubernetes rolls "
+            f"the pods back with the same strategy{downtime}."
+        )
     elif strategy == StrategyName.RECREATE:
         sentence = f"Recreate again with {old}: stop {new} and start {old}, with the same downtime."
     else:

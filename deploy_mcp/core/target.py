@@ -74,6 +74,9 @@ class Release(Model):
     image: str | None = None
     cwd: str | None = None
     inherit_env: list[str] = Field(default_factory=list)
+    deployment_id: str | None = Field(
+        default=None, description="the deployment that starts it, for platforms that label what they create"
+    )
 
     @classmethod
     def resolve(cls, service_name: str, service: Service, version: str) -> Release:

@@ -116,6 +116,8 @@ DRIVERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Driver]]] 
     "fake": lambda folder: fake_driver(folder, exact_weights=True, preview=True),
     "fake-replicas": lambda folder: fake_driver(folder, exact_weights=False, preview=False),
     "local": local_driver,
+    "kubernetes": lambda folder: kubernetes_driver(folder, router="service"),
+    "kubernetes-gateway": lambda folder: kubernetes_driver(folder, router="gateway-api"),
 }
 """Every driver the suite runs against. Kubernetes and ECS join here with one line each."""
 
@@ -129,3 +131,42 @@ def driver_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[D
     """
     with DRIVERS[request.param](tmp_path) as made:
         yield made
+
+
+# -- Kubernetes on the API emulator: Deployments, the stable Service or a Gateway API route -----------------------
+
+
+@contextlib.contextmanager
+def kubernetes_driver(folder: Path, *, router: str) -> Iterator[Driver]:
+    from kube_emulator import Cluster
+    from kube_fixtures import kube_project
+
+    from deploy_mcp.targets.kubernetes import create_platform
+
+    cluster = Cluster(workdir=folder / "cluster").start()
+    try:
+        project = kube_project(cluster, folder, router=router)
+        platform = create_platform(project, "hello")
+        service = project.config.services["hello"]
+
+        def release(version: str) -> Release:
+            return Release.resolve("hello", service, version)
+
+        def crashing(version: str) -> Release:
+            good = release(version)
+            return good.model_copy(update={"env": {**good.env, "CRASH_ON_START": "1"}})
+
+        yield Driver(
+            name=f"kubernetes-{router}",
+            platform=platform,
+            project=project,
+            service="hello",
+            environment="staging",
+            health_path=service.health,
+            release=release,
+            crashing=crashing,
+            other_environment="production",
+        )
+        platform.close()
+    finally:
+        cluster.stop()

@@ -64,8 +64,12 @@ class Actions:
     def state(self) -> TargetState:
         return self.workload.state(self.service, self.environment)
 
+    deployment_id: str | None = None
+    """The deployment these actions serve; platforms label what they create with it."""
+
     def release(self, version: str) -> Release:
-        return Release.resolve(self.service, self.config, version)
+        release = Release.resolve(self.service, self.config, version)
+        return release.model_copy(update={"deployment_id": self.deployment_id}) if self.deployment_id else release
 
     # -- instances ---------------------------------------------------------------------------------------------
 
@@ -113,6 +117,32 @@ class Actions:
                     f"{self.ctx.ready_timeout:g} s" + (f": {current.problem}" if current.problem else "")
                 )
             time.sleep(READY_POLL_SECONDS)
+
+    # -- the platform's own rollouts (a Kubernetes Deployment's RollingUpdate or Recreate) -----------------------
+
+    def rollout(self, version: str, replicas: int, strategy: str, progress: Callable[[str], None]) -> int:
+        """The whole rollout by the platform itself; returns the revision it made."""
+        rollout = getattr(self.workload, "rollout", None)
+        if rollout is None:
+            raise RunnerError(f"the {self.workload.kind} platform has no rollout of its own; plan this strategy again")
+        revision: int = rollout(
+            self.service,
+            self.environment,
+            self.release(version),
+            replicas,
+            strategy="recreate" if strategy == "recreate" else "rolling",
+            timeout=self.ctx.ready_timeout,
+            progress=progress,
+        )
+        return revision
+
+    def undo_rollout(self, say: Callable[[str], None]) -> str | None:
+        """``kubectl rollout undo`` of the platform's own rollout; the version it went back to (None: cannot)."""
+        undo = getattr(self.workload, "undo", None)
+        if undo is None:
+            return None
+        version: str | None = undo(self.service, self.environment, timeout=self.ctx.ready_timeout, progress=say)
+        return version
 
     def stop(self, version: str) -> bool:
         """False when there was nothing to stop."""

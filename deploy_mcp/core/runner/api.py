@@ -412,6 +412,7 @@ class Runner:
             raise RunnerError(f"cannot take over {record.id}: {claim.describe()}")
         try:
             actions = Actions(self.ctx, record.service, record.environment, follow_instances=False)
+            actions.deployment_id = record.id
             state = actions.state()
             changes: dict[str, Any] = {"status": Status.IN_PROGRESS}
             if undo is not None:

@@ -107,6 +107,7 @@ class Execution:
             record.environment,
             follow_instances=not any(step.action == "set_weights" for step in self.steps),
         )
+        self.actions.deployment_id = record.id
         self.inbox = Inbox(ctx.ledger, record.id)
         self.changed = threading.Condition()
         self.on_progress = on_progress
@@ -239,6 +240,12 @@ class Execution:
         elif action == "wait_ready":
             assert step.version and step.replicas
             self._event("note", actions.wait_ready(step.version, step.replicas))
+        elif action == "rollout":
+            assert step.version and step.replicas
+            revision = actions.rollout(
+                step.version, step.replicas, self.record.strategy, lambda message: self._progress(message)
+            )
+            self._event("note", f"the Deployment rolled out {step.version} (revision {revision})")
         elif action == "scale":
             assert step.version and step.replicas is not None
             actions.scale(step.version, step.replicas)

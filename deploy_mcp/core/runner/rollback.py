@@ -18,7 +18,7 @@ from deploy_mcp.core.platform import EXACT, RouterCapabilities
 from deploy_mcp.core.records import DeploymentRecord, Status
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import RunnerError
-from deploy_mcp.core.target import TargetState
+from deploy_mcp.core.target import TargetError, TargetState
 from deploy_mcp.ledger import Ledger, parse_id
 
 _GONE = (Status.FAILED, Status.ROLLED_BACK, Status.ABORTED)
@@ -37,6 +37,16 @@ def undo(actions: Actions, record: DeploymentRecord, full_size: int, say: Callab
     if flagged and actions.config.flag is not None:
         say(f"turn flag {actions.config.flag.name!r} off (0%)")
         actions.set_flag(0)
+    rolled = [s for s in record.steps if s.name == "rollout" and s.status != "pending"]
+    if rolled and stable and stable != new:
+        say(f"roll the Deployment back to {stable} (kubectl rollout undo)")
+        try:
+            restored = actions.undo_rollout(say)
+        except TargetError as exc:
+            say(f"the rollout undo failed ({exc}); starting {stable} beside it instead")
+            restored = None
+        if restored == stable:
+            return f"{stable} serves all traffic again: the Deployment was rolled back (kubectl rollout undo)"
     if stable and stable != new:
         current = actions.state().version(stable)
         if current is None or current.running == 0:
