@@ -147,6 +147,7 @@ class Environment(Strict):
     production: bool | None = None
     namespace: str | None = None
     cluster: str | None = None
+    ecs: EcsRouting | None = None
 
     @field_validator("steps")
     @classmethod
@@ -179,6 +180,11 @@ class Service(Strict):
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     image: str | None = None
+    task_definition: str | None = Field(
+        default=None, description="ECS: a task definition family, or a JSON file of one kept in the repo."
+    )
+    container: str | None = Field(default=None, description="ECS: the container that gets the image.")
+    container_port: int = Field(default=8080, ge=1, le=65535, description="ECS: the port the ALB forwards to.")
     replicas: int = Field(default=2, ge=1)
     health: str = "/health"
     smoke: list[str] = Field(default_factory=lambda: ["/health"])
@@ -223,8 +229,38 @@ class KubernetesTarget(Strict):
 
 
 class EcsTarget(Strict):
+    """Where the ECS target works; credentials come only from the standard AWS chain (never from here)."""
+
     cluster: str = "default"
     region: str | None = None
+    profile: str | None = Field(default=None, description="A profile of ~/.aws/config; else the default chain.")
+    endpoint_url: str | None = Field(
+        default=None, description="Another AWS endpoint (an emulator, a VPC endpoint); AWS_ENDPOINT_URL works too."
+    )
+    allowed_clusters: list[str] = Field(
+        default_factory=list, description="Clusters deploy-mcp may change; empty: only the configured ones."
+    )
+    allowed_services: list[str] = Field(
+        default_factory=list, description="ECS service names (shell patterns, e.g. 'web-*') it may change."
+    )
+    launch_type: str | None = Field(default=None, description="FARGATE or EC2; else the cluster's default.")
+    subnets: list[str] = Field(default_factory=list, description="awsvpc subnets of the tasks (Fargate).")
+    security_groups: list[str] = Field(default_factory=list)
+    assign_public_ip: bool = False
+    metrics_period: int = Field(
+        default=60, ge=1, description="CloudWatch period in seconds of the ALB metrics (60 for standard ones)."
+    )
+
+
+class EcsRouting(Strict):
+    """The ALB side of one environment: the listener whose weighted forward splits traffic, one target group per
+    version slot (blue, green), and where users reach it."""
+
+    listener: str = Field(description="ARN of the ALB listener, or of a listener rule, whose forward is weighted.")
+    target_groups: list[str] = Field(min_length=2, max_length=2, description="Two target group ARNs: blue, green.")
+    url: str | None = Field(default=None, description="How users reach the listener; else the ALB's DNS name.")
+    test_listener: str | None = Field(default=None, description="A second listener for previews (optional).")
+    test_url: str | None = None
 
 
 class PrometheusSource(Strict):
