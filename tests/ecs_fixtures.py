@@ -114,14 +114,23 @@ def build_world(fleet: EcsFleet, environments: list[str], service: str = "hello"
     return world
 
 
-def project_toml(world: World, *, strategy: dict[str, str] | None = None, extra: str = "", replicas: int = 2) -> str:
-    """deploy.toml for the hello service on ECS, with the bad releases the tests need."""
+def project_toml(
+    world: World,
+    *,
+    settings: dict[str, str] | None = None,
+    extra: str = "",
+    replicas: int = 2,
+    image: str = "hello:{version}",
+    ecs_extra: str = "",
+) -> str:
+    """deploy.toml for the hello service on ECS, with the bad releases the tests need; ``settings`` adds lines to
+    an environment's table (strategy, analysis...)."""
     environments = ""
     for name, lane in world.lanes.items():
         groups = ", ".join(f'"{arn}"' for arn in lane.target_groups)
         environments += f"""
 [services.hello.environments.{name}]
-strategy = "{(strategy or {}).get(name, "canary")}"
+{(settings or {}).get(name, "")}
 ecs = {{ listener = "{lane.listener}", target_groups = [{groups}], url = "{lane.url}", \
 test_listener = "{lane.test_listener}", test_url = "{lane.test_url}" }}
 """
@@ -132,22 +141,23 @@ region = "{REGION}"
 endpoint_url = "{world.fleet.endpoint}"
 allowed_services = ["hello-*"]
 metrics_period = 1
+{ecs_extra}
 
 [services.hello]
 target = "ecs"
-image = "hello:{{version}}"
+image = "{image}"
 replicas = {replicas}
 health = "/health"
 smoke = ["/health", "/", "!/nonexistent"]
 
 [services.hello.versions."3.0.0"]
-env = {{ ERROR_RATE = "0.3" }}
+env = {{ ERROR_RATE = "0.2" }}
 
 [services.hello.versions."4.0.0"]
 env = {{ CRASH_ON_START = "1" }}
 
 [services.hello.versions."5.0.0"]
-env = {{ LATENCY_MS = "2500" }}
+env = {{ LATENCY_MS = "3000" }}
 {extra}{environments}"""
 
 

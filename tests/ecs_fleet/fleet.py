@@ -79,16 +79,27 @@ class Task:
         return self.instance.restarts + (3 if self.instance.fatal else 0)
 
 
+ELB_GENERATED = frozenset({502, 503, 504})
+"""What the router answers itself (no target, a target that failed to answer, a timeout): on an ALB these are
+HTTPCode_ELB_5XX_Count of the load balancer, not a target group's requests."""
+
+
 class RecordingMetrics(RouterMetrics):
     """The router's own counters, plus every request kept for the next CloudWatch publication."""
 
-    def __init__(self, service: str, environment: str, sink: list[tuple[str, int, float]]) -> None:
+    def __init__(
+        self, service: str, environment: str, sink: list[tuple[str, int, float]], balancer_errors: Counter[str]
+    ) -> None:
         super().__init__(service, environment)
         self.sink = sink
+        self.balancer_errors = balancer_errors
 
     def record(self, version: str, status: int, seconds: float) -> None:
         super().record(version, status, seconds)
-        self.sink.append((version, status, seconds))
+        if status in ELB_GENERATED:
+            self.balancer_errors[version] += 1
+        else:
+            self.sink.append((version, status, seconds))
 
 
 @dataclass
@@ -129,6 +140,7 @@ class EcsFleet:
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._reported_failures: Counter[str] = Counter()
         self._samples: list[tuple[str, int, float]] = []
+        self.balancer_errors: Counter[str] = Counter()  # target group -> 5xx the load balancer answered itself
         self._tg_balancer: dict[str, str] = {}
         self._serial = 0
         self._retiring: set[asyncio.Future[None]] = set()
@@ -383,6 +395,8 @@ class EcsFleet:
                             member = Upstream(task.id, serving[0], task.instance.port)
                             task.upstreams[arn] = member
                         if not member.enrolled:
+                            # the load generator counts answers by version: name the task's, not the pool's
+                            listener.router._version_header[serving[0]] = task.version.encode()
                             listener.router.enroll(member)
                     elif member is not None and member.enrolled and not task.draining:
                         listener.router.withdraw(member)
@@ -440,7 +454,7 @@ class EcsFleet:
             listener = self.listeners.get(arn)
             if listener is None:
                 router = Router("alb", arn.rsplit("/", 1)[-1])
-                router.metrics = RecordingMetrics("alb", arn, self._samples)
+                router.metrics = RecordingMetrics("alb", arn, self._samples, self.balancer_errors)
                 await router.listen(port)
                 listener = self.listeners[arn] = Listener(arn, balancer, port, router)
             if weights != listener.weights:
