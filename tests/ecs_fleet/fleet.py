@@ -84,6 +84,14 @@ ELB_GENERATED = frozenset({502, 503, 504})
 HTTPCode_ELB_5XX_Count of the load balancer, not a target group's requests."""
 
 
+def _exit_detail(instance: Instance) -> str:
+    """ECS's words for a task whose essential container exited, with the container's last line of output."""
+    lines = [part.strip() for part in (instance.last_error or "").split("|")]
+    said = next((line for line in reversed(lines) if line and not line.startswith("---")), "")
+    said = said.split("last output:", 1)[-1].strip()
+    return f"Essential container in task exited (exit code {instance.last_exit_code})" + (f": {said}" if said else "")
+
+
 class RecordingMetrics(RouterMetrics):
     """The router's own counters, plus every request kept for the next CloudWatch publication."""
 
@@ -517,14 +525,13 @@ class EcsFleet:
             seen = self._reported_failures[task.id]
             if task.failures > seen:
                 self._reported_failures[task.id] = task.failures
-                detail = task.instance.fatal or task.instance.last_error or "it exited"
+                detail = task.instance.fatal or _exit_detail(task.instance)
                 self._events.setdefault(key, []).insert(
                     0,
                     {
                         "id": f"{task.id}-{task.failures}",
                         "createdAt": datetime.now(UTC),
-                        "message": f"(service {name}) has stopped 1 running tasks: (task {task.id}) "
-                        f"Essential container in task exited: {detail}",
+                        "message": f"(service {name}) has stopped 1 running tasks: (task {task.id}) {detail}",
                     },
                 )
 

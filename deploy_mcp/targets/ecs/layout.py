@@ -83,6 +83,8 @@ class Layout:
                 f"{service} has no environment {environment!r} in deploy.toml; known: {known}",
                 ErrorCode.UNKNOWN_ENVIRONMENT,
             )
+        cluster = env.cluster or self.target.cluster
+        self.check_cluster(cluster, f"services.{service}.environments.{environment}.cluster")
         if env.ecs is None:
             raise TargetError(
                 f"services.{service}.environments.{environment}.ecs: required for the ECS target: the ALB listener "
@@ -90,8 +92,6 @@ class Layout:
                 'target_groups = ["arn:...:targetgroup/web-blue/...", "arn:...:targetgroup/web-green/..."] }',
                 ErrorCode.UNAVAILABLE,
             )
-        cluster = env.cluster or self.target.cluster
-        self.check_cluster(cluster, f"services.{service}.environments.{environment}.cluster")
         return Place(service=service, environment=environment, cluster=cluster, routing=env.ecs, config=config)
 
     def check_cluster(self, cluster: str, field: str) -> None:
