@@ -129,6 +129,12 @@ class Wanted:
     task_definition: str
     target_groups: list[str]
     tags: dict[str, str]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recreate(self) -> bool:
+        """minimumHealthyPercent 0 and maximumPercent 100: ECS stops the old tasks before it starts new ones."""
+        return self.config.get("minimumHealthyPercent") == 0 and self.config.get("maximumPercent", 200) <= 100
 
 
 class EcsFleet:
@@ -173,7 +179,7 @@ class EcsFleet:
         import httpx
 
         httpx.post(f"{self.endpoint}/moto-api/reset")  # moto's state lives in the process: start from nothing
-        self._exit.enter_context(moto_gaps.patched(self._verdict, self._listener_changed))
+        self._exit.enter_context(moto_gaps.patched(self._verdict, self._listener_changed, self._new_deployment))
         threading.Thread(target=self.loop.run_forever, name="ecs-fleet-loop", daemon=True).start()
         self._thread = threading.Thread(target=self._run, name="ecs-fleet", daemon=True)
         self._thread.start()
@@ -282,6 +288,7 @@ class EcsFleet:
                         task_definition=service.get("taskDefinition") or "",
                         target_groups=[lb["targetGroupArn"] for lb in service.get("loadBalancers", [])],
                         tags={t["key"]: t["value"] for t in service.get("tags") or []},
+                        config=service.get("deploymentConfiguration") or {},
                     )
         return wanted
 
@@ -376,6 +383,10 @@ class EcsFleet:
             live = [t for t in group if not t.draining]
             current = [t for t in live if t.task_definition == want.task_definition]
             old = [t for t in live if t.task_definition != want.task_definition]
+            if want.recreate and any(t.task_definition != want.task_definition for t in group):
+                for task in old:  # recreate: every old task goes before a new one starts
+                    self._retire(task)
+                continue
             for _ in range(want.desired - len(current)):
                 group.append(self._new_task(want))
             for task in current[want.desired :][::-1] if len(current) > want.desired else []:
@@ -497,17 +508,7 @@ class EcsFleet:
             service.running_count = running
             service.pending_count = max(0, want.desired - running)
             service.events = list(self._events.get(key, []))[:20]
-            if service.deployments:
-                deployment = service.deployments[0]
-                deployment.update(
-                    runningCount=running,
-                    pendingCount=service.pending_count,
-                    desiredCount=want.desired,
-                    failedTasks=failed,
-                    rolloutState=state,
-                    rolloutStateReason=reason,
-                    taskDefinition=want.task_definition,
-                )
+            self._progress_deployments(service, want, running, failed, state, reason)
         for group in self.tasks.values():
             for task in group:
                 for target_group in task.target_groups:
@@ -518,6 +519,79 @@ class EcsFleet:
             if dict(target_group.targets) != targets:
                 target_group.targets.clear()
                 target_group.targets.update(targets)
+
+    def _progress_deployments(
+        self, service: Any, want: Wanted, running: int, failed: int, state: str, reason: str
+    ) -> None:
+        """ECS's deployments[]: a new PRIMARY when the task definition changes, the old one ACTIVE until the new
+        one COMPLETED; FAILED when the circuit breaker trips, and with rollback on, a new PRIMARY deployment of the
+        last deployment's task definition (moto keeps one deployment forever and never decides anything)."""
+        deployments: list[dict[str, Any]] = service.deployments
+        if not deployments or deployments[0].get("taskDefinition") != want.task_definition:
+            return  # changed since it was read: the next tick sees it
+        primary = deployments[0]
+        now = datetime.now(UTC)
+        primary.update(
+            runningCount=running,
+            pendingCount=service.pending_count,
+            desiredCount=want.desired,
+            failedTasks=failed,
+            rolloutState=state,
+            rolloutStateReason=reason,
+            updatedAt=now,
+        )
+        if state == "COMPLETED":
+            del deployments[1:]
+            return
+        breaker = (getattr(service, "deployment_configuration", None) or {}).get("deploymentCircuitBreaker") or {}
+        if state != "FAILED" or len(deployments) < 2 or not (breaker.get("enable") and breaker.get("rollback")):
+            return
+        previous = deployments[1]
+        service.task_definition = previous["taskDefinition"]
+        rollback = {
+            **previous,
+            "id": f"ecs-svc/{time.time_ns() % 10**19:019d}",
+            "status": "PRIMARY",
+            "rolloutState": "IN_PROGRESS",
+            "rolloutStateReason": f"ECS deployment circuit breaker: rolling back to deploymentId {previous['id']}.",
+            "failedTasks": 0,
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        primary["status"] = "ACTIVE"
+        deployments[:] = [rollback, primary]
+        for message in (
+            f"(service {want.name}) (deployment {primary['id']}) deployment failed: tasks failed to start.",
+            f"(service {want.name}) rolling back to deployment {previous['id']}.",
+        ):
+            self._events.setdefault(want.key, []).insert(
+                0, {"id": str(time.time_ns()), "createdAt": now, "message": message}
+            )
+        service.events = list(self._events[want.key])[:20]
+
+    @staticmethod
+    def _new_deployment(service: Any) -> None:
+        """Inside moto's update_service: a new task definition starts a new PRIMARY deployment, as on ECS."""
+        deployments: list[dict[str, Any]] = service.deployments
+        if not deployments or deployments[0].get("taskDefinition") == service.task_definition:
+            return
+        now = datetime.now(UTC)
+        deployments[0]["status"] = "ACTIVE"
+        deployments.insert(
+            0,
+            {
+                **deployments[0],
+                "id": f"ecs-svc/{time.time_ns() % 10**19:019d}",
+                "status": "PRIMARY",
+                "taskDefinition": service.task_definition,
+                "rolloutState": "IN_PROGRESS",
+                "rolloutStateReason": "ECS deployment in progress.",
+                "runningCount": 0,
+                "failedTasks": 0,
+                "createdAt": now,
+                "updatedAt": now,
+            },
+        )
 
     def _record_failures(self, key: str, name: str, group: list[Task]) -> None:
         """A service event per failed task, the way ECS reports a stopped task (newest first)."""

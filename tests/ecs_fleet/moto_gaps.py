@@ -12,6 +12,8 @@ process, so what the driver reads over HTTP is what a real account would answer.
 - CloudWatch in moto computes Sum/Average/Minimum/Maximum/SampleCount but no percentile (a ``p95`` query answers
   500): ``Statistics.get_statistics_for_type`` is patched to compute pNN over the published values, the way
   CloudWatch computes extended statistics from raw values.
+- update_service with a new task definition does not start a deployment in moto: it is wrapped so that, as on
+  ECS, a new PRIMARY deployment (IN_PROGRESS) exists when the call returns, the old one ACTIVE beside it.
 - A listener change takes effect at once on the emulated ALB: ``modify_listener`` and ``modify_rule`` are wrapped
   so the fleet applies the new forward before the API call returns (a real ALB applies it within seconds; the
   driver reads weights back from the API either way).
@@ -45,16 +47,24 @@ def percentile(values: list[float], stat: str) -> float | None:
 def patched(
     health: Callable[[str, str], TargetVerdict | None],
     on_listener_change: Callable[[], None],
+    on_service_update: Callable[[Any], None] = lambda service: None,
 ) -> Iterator[None]:
     """Install the patches for the life of the block; ``health(target_group_arn, target_id)`` answers a verdict or
     None (moto's own answer), ``on_listener_change`` runs after every listener or rule change."""
     from moto.cloudwatch.models import Statistics
+    from moto.ecs.models import EC2ContainerServiceBackend
     from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 
     original_health = FakeTargetGroup.health_for
     original_stat = Statistics.get_statistics_for_type
     original_modify_listener = ELBv2Backend.modify_listener
     original_modify_rule = ELBv2Backend.modify_rule
+    original_update_service = EC2ContainerServiceBackend.update_service
+
+    def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+        service = original_update_service(self, service_properties)
+        on_service_update(service)
+        return service
 
     def health_for(self: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
         verdict = health(self.arn, target["Id"])
@@ -83,6 +93,7 @@ def patched(
     Statistics.get_statistics_for_type = get_statistics_for_type  # type: ignore[method-assign]
     ELBv2Backend.modify_listener = modify_listener  # type: ignore[method-assign]
     ELBv2Backend.modify_rule = modify_rule  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -90,3 +101,4 @@ def patched(
         Statistics.get_statistics_for_type = original_stat  # type: ignore[method-assign]
         ELBv2Backend.modify_listener = original_modify_listener  # type: ignore[method-assign]
         ELBv2Backend.modify_rule = original_modify_rule  # type: ignore[method-assign]
+        EC2ContainerServiceBackend.update_service = original_update_service  # type: ignore[method-assign]

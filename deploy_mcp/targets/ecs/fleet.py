@@ -93,6 +93,15 @@ class Fleet:
 
     def __init__(self, aws: Aws) -> None:
         self.aws = aws
+        self._released: dict[str, str | None] = {}  # task definition ARN -> version (revisions are immutable)
+
+    def version_of(self, task_definition: str) -> str | None:
+        """The version a task definition revision runs: its deploy-mcp.version tag (set when it was registered)."""
+        if task_definition not in self._released:
+            with calling(f"reading task definition {task_definition}"):
+                answer = self.aws.ecs.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
+            self._released[task_definition] = _tags(answer).get(TAG_VERSION)
+        return self._released[task_definition]
 
     def services(self, place: Place) -> list[dict[str, Any]]:
         """The ACTIVE ECS services deploy-mcp made for this environment (by name prefix), described with tags."""
@@ -127,7 +136,11 @@ class Fleet:
         found = []
         for described in self.services(place):
             tags = _tags(described)
-            version = tags.get(TAG_VERSION)
+            # the running task definition says which version runs: after a native rollout, or ECS's own rollback
+            # by the circuit breaker, it is not the one the service was created with
+            version = (self.version_of(described["taskDefinition"]) if described.get("taskDefinition") else None) or (
+                tags.get(TAG_VERSION)
+            )
             slot = next(
                 (
                     place.slot_of(lb.get("targetGroupArn", ""))

@@ -274,3 +274,29 @@ class EcsWorkload:
                     ErrorCode.HEALTH_TIMEOUT,
                 )
             time.sleep(POLL_SECONDS)
+
+    # -- ECS's own rollouts (rolling and recreate) ---------------------------------------------------------------
+
+    def rollout(
+        self,
+        service: str,
+        environment: str,
+        release: Release,
+        replicas: int,
+        *,
+        strategy: str = "rolling",
+        timeout: float | None = None,
+        progress: Any = None,
+    ) -> int:
+        """``update_service`` to the release's revision, waited on as ECS decides; see ``native``."""
+        from deploy_mcp.targets.ecs import native
+
+        return native.rollout(
+            self, service, environment, release, replicas, strategy=strategy, timeout=timeout, progress=progress
+        )
+
+    def undo(self, service: str, environment: str, *, timeout: float | None = None, progress: Any = None) -> str | None:
+        """Back to the task definition of the last COMPLETED deployment; see ``native``."""
+        from deploy_mcp.targets.ecs import native
+
+        return native.undo(self, service, environment, timeout=timeout, progress=progress)
