@@ -44,7 +44,14 @@ SLOW_ENOUGH = 'analysis = { interval = "1s", bake = "6s", min_requests = 20 }'
 GOOD, ERRORS, CRASH, SLOW = "2.0.0", "3.0.0", "4.0.0", "5.0.0"
 PERCENT = re.compile(r"\d+(\.\d+)?%")
 REQUESTS = re.compile(r"\b\d+ requests\b")
-LANES = {"canary": "canary", "rolling": "rolling", "blue-green": "bluegreen", "recreate": "recreate"}
+LANES = {
+    "canary": "canary",
+    "rolling": "rolling",
+    "blue-green": "bluegreen",
+    "recreate": "recreate",
+    "feature-flag": "flag",
+}
+FLAG = "new-greeting"
 
 
 @dataclass
@@ -84,9 +91,11 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             "rolling": f'strategy = "rolling"\n{SHORT}',
             "bluegreen": f'strategy = "blue-green"\nscale_down_delay = "1s"\n{SHORT}',
             "recreate": f'strategy = "recreate"\n{SHORT}',
+            "flag": f'strategy = "feature-flag"\nsteps = [50, 100]\nscale_down_delay = "1s"\n{SHORT}',
         }
         extra = '\n[services.hello.environments.elsewhere]\ncluster = "payments"\n'
-        text = project_toml(world, settings=settings, image=f"{registry.address}/hello:{{version}}")
+        flag = f'\n[services.hello.flag]\nname = "{FLAG}"\n'
+        text = project_toml(world, settings=settings, image=f"{registry.address}/hello:{{version}}", extra=flag)
         text = text.replace(
             'allowed_services = ["hello-*"]', f'allowed_clusters = ["{CLUSTER}"]\nallowed_services = ["hello-*"]'
         )
@@ -221,7 +230,7 @@ def assert_rolled_back(shipped: Shipped, old: str) -> dict[str, Any]:
 # -- good releases -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", ["canary", "rolling", "blue-green"])
+@pytest.mark.parametrize("strategy", ["canary", "rolling", "blue-green", "feature-flag"])
 async def test_a_good_release_ships_without_a_single_failed_request(shop: Shop, strategy: str) -> None:
     lane = shop.lane(strategy)
     old = serving(shop, lane)
@@ -241,6 +250,13 @@ async def test_a_good_release_ships_without_a_single_failed_request(shop: Shop, 
         assert load.versions[old] > 0
     elif strategy == "blue-green":
         assert [s["weight"] for s in shipped.steps("set_weights")] == [100]
+    elif strategy == "feature-flag":  # the flag lives in SSM, where the tasks read it
+        assert [s["weight"] for s in shipped.steps("flag")] == [0, 50, 100]
+        ssm = shop.world.fleet.client("ssm")
+        document = json.loads(
+            ssm.get_parameter(Name=f"/deploy-mcp/hello/{lane.environment}/flags")["Parameter"]["Value"]
+        )
+        assert document["flags"][FLAG]["defaultVariant"] == "on"
 
 
 async def test_recreate_ships_after_the_downtime_its_plan_states(shop: Shop) -> None:
