@@ -310,6 +310,28 @@ async def test_a_release_that_crashes_at_start_never_takes_traffic(shop: Shop) -
     assert ecs_services(shop, lane) == [old]
 
 
+# -- validate ------------------------------------------------------------------------------------------------------
+
+
+async def test_validate_judges_the_service_on_cloudwatch_through_the_alb(shop: Shop) -> None:
+    lane = shop.lane("blue-green")
+    load = BackgroundLoad(lane.url + "/", rate=40, concurrency=8).start()
+    try:
+        await anyio.sleep(3)  # a few published seconds of ALB metrics
+        async with Client(build_server(shop.app), elicitation_callback=user_says_yes) as client:
+            result = await client.call_tool("validate", {"service": "hello", "environment": lane.environment})
+    finally:
+        load.stop()
+    assert not result.is_error, result.content
+    report = result.structured_content
+    assert report is not None
+    assert report["health"]["healthy"] is True, report["health"]
+    assert report["smoke"]["passed"] is True, report["smoke"]
+    assert report["metrics"]["source"] == "cloudwatch", report["metrics"]
+    assert report["metrics"]["current"]["requests"] > 0, report["metrics"]
+    assert report["verdict"] == "pass", report["reasons"]
+
+
 # -- the allowlist -------------------------------------------------------------------------------------------------
 
 

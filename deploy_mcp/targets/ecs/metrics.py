@@ -35,6 +35,9 @@ def dimension(arn: str) -> str:
 class CloudWatchMetrics:
     """The platform's TrafficMetrics on ECS: the ALB's target group metrics in CloudWatch."""
 
+    source_name = "cloudwatch"
+    """How analyses and validate name where their numbers came from."""
+
     def __init__(self, layout: Layout, fleet: Fleet, aws: Aws, period: int) -> None:
         self.layout = layout
         self.fleet = fleet
