@@ -14,6 +14,10 @@ process, so what the driver reads over HTTP is what a real account would answer.
   CloudWatch computes extended statistics from raw values.
 - update_service with a new task definition does not start a deployment in moto: it is wrapped so that, as on
   ECS, a new PRIMARY deployment (IN_PROGRESS) exists when the call returns, the old one ACTIVE beside it.
+- Simplifications of the fleet itself (not of moto): a new task definition's tasks all start at once and the old
+  ones go when the new ones are ready (maximumPercent 200, minimumHealthyPercent 100), or the old ones first when
+  minimumHealthyPercent is 0 (recreate); a task that exits is restarted in place and counted as one failed task per
+  exit, where ECS would start a new task each time.
 - A listener change takes effect at once on the emulated ALB: ``modify_listener`` and ``modify_rule`` are wrapped
   so the fleet applies the new forward before the API call returns (a real ALB applies it within seconds; the
   driver reads weights back from the API either way).
