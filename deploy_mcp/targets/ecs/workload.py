@@ -166,7 +166,7 @@ class EcsWorkload:
             {"key": TAG_VERSION, "value": release.version},
             {"key": TAG_SLOT, "value": str(slot)},
         ]
-        deployment_id = release.env.get("DEPLOY_MCP_DEPLOYMENT")
+        deployment_id = getattr(release, "deployment_id", None)  # set by runners that label what they create
         if deployment_id:
             tags.append({"key": TAG_DEPLOYMENT, "value": deployment_id})
         arguments: dict[str, Any] = {
