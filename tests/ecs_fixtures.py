@@ -13,6 +13,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ecs_fleet import EcsFleet
 from ecs_fleet.fleet import REGION
@@ -164,3 +165,10 @@ env = {{ LATENCY_MS = "3000" }}
 def write_project(folder: Path, world: World, **kwargs: object) -> Project:
     (folder / "deploy.toml").write_text(project_toml(world, **kwargs), encoding="utf-8")  # type: ignore[arg-type]
     return load_project(folder / "deploy.toml")
+
+
+def running_version(ecs: Any, task_definition: str) -> str:
+    """The version a task definition revision runs, from the tag deploy-mcp puts on every revision it registers
+    (what a service runs after ECS's own rollout or rollback, whatever the service was created with)."""
+    answer = ecs.describe_task_definition(taskDefinition=task_definition, include=["TAGS"])
+    return str(next(t["value"] for t in answer["tags"] if t["key"] == "deploy-mcp.version"))

@@ -23,7 +23,7 @@ import anyio
 import mcp_types as types
 import pytest
 from conftest import require_component
-from ecs_fixtures import CLUSTER, CREDENTIALS, World, aws_credentials, build_world, project_toml
+from ecs_fixtures import CLUSTER, CREDENTIALS, World, aws_credentials, build_world, project_toml, running_version
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
@@ -145,11 +145,7 @@ def ecs_versions(setup: Setup) -> list[str]:
     ecs = setup.world.fleet.client("ecs")
     names = [a.rsplit("/", 1)[-1] for a in ecs.list_services(cluster=CLUSTER)["serviceArns"]]
     described = ecs.describe_services(cluster=CLUSTER, services=names, include=["TAGS"])["services"] if names else []
-    return sorted(
-        next(t["value"] for t in s["tags"] if t["key"] == "deploy-mcp.version")
-        for s in described
-        if s["status"] == "ACTIVE"
-    )
+    return sorted(running_version(ecs, s["taskDefinition"]) for s in described if s["status"] == "ACTIVE")
 
 
 async def kill_mid_canary(setup: Setup, ledger: SqliteLedger, version: str) -> str:

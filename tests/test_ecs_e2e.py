@@ -26,7 +26,7 @@ import anyio
 import mcp_types as types
 import pytest
 from conftest import require_component
-from ecs_fixtures import CLUSTER, CREDENTIALS, Lane, World, aws_credentials, build_world, project_toml
+from ecs_fixtures import CLUSTER, CREDENTIALS, Lane, World, aws_credentials, build_world, project_toml, running_version
 from ecs_fleet import EcsFleet
 from mcp import Client
 from registry_fixture import RegistryServer, require_registry
@@ -195,17 +195,16 @@ def ecs_services(shop: Shop, lane: Lane) -> list[str]:
     if not names:
         return []
     described = ecs.describe_services(cluster=CLUSTER, services=names, include=["TAGS"])["services"]
-    return sorted(
-        next(t["value"] for t in s["tags"] if t["key"] == "deploy-mcp.version")
-        for s in described
-        if s["status"] == "ACTIVE"
-    )
+    return sorted(running_version(ecs, s["taskDefinition"]) for s in described if s["status"] == "ACTIVE")
 
 
 def listener_weights(shop: Shop, lane: Lane) -> list[int]:
+    """The share of traffic the listener sends to the blue and the green target group, read from ELBv2."""
     elbv2 = shop.world.fleet.client("elbv2")
     action = elbv2.describe_listeners(ListenerArns=[lane.listener])["Listeners"][0]["DefaultActions"][0]
-    return [g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]]
+    weights = {g["TargetGroupArn"]: g["Weight"] for g in action["ForwardConfig"]["TargetGroups"]}
+    total = sum(weights.values())
+    return [round(100 * weights.get(group, 0) / total) for group in lane.target_groups]  # each slot's share
 
 
 def assert_good(shipped: Shipped, old: str) -> None:
