@@ -220,7 +220,7 @@ def test_cloudwatch_gives_back_the_requests_the_alb_served(tmp_path: Path, world
         platform.workload.start_version("hello", "staging", release(platform, "3.0.0"), 1)  # one in five fails
         with httpx.Client(base_url=lane.url, timeout=10) as client:
             statuses = [client.get("/").status_code for _ in range(100)]
-        metrics = _metrics_when_published(platform, len(statuses))
+        metrics = _metrics_when_published(platform, len(statuses), "3.0.0")
         assert metrics.requests == len(statuses)
         assert metrics.errors == statuses.count(500) and metrics.errors > 0
         assert metrics.p95_ms is not None and metrics.p95_ms >= metrics.p50_ms  # type: ignore[operator]
@@ -228,12 +228,40 @@ def test_cloudwatch_gives_back_the_requests_the_alb_served(tmp_path: Path, world
         platform.close()
 
 
-def _metrics_when_published(platform: Platform, expected: int) -> MetricSnapshot:
+def _metrics_when_published(platform: Platform, expected: int, version: str) -> MetricSnapshot:
     assert platform.metrics is not None
     deadline = time.monotonic() + 20
     while True:
-        snapshot = platform.metrics.metrics("hello", "staging", 30.0).get("3.0.0")
+        snapshot = platform.metrics.metrics("hello", "staging", 30.0).get(version)
         if snapshot is not None and snapshot.requests >= expected:
             return snapshot
         assert time.monotonic() < deadline, f"CloudWatch never showed {expected} requests: {snapshot}"
         time.sleep(0.5)
+
+
+def test_a_release_does_not_inherit_the_numbers_of_the_one_before_it_in_its_target_group(
+    tmp_path: Path, world: World
+) -> None:
+    """Target groups are reused release after release: a good release in the slot a bad one just left must not be
+    judged on the bad one's errors."""
+    platform = platform_for(tmp_path, world, replicas=1)
+    lane = world.lanes["staging"]
+    workload = platform.workload
+    try:
+        workload.start_version("hello", "staging", release(platform, V1), 1)
+        workload.start_version("hello", "staging", release(platform, "3.0.0"), 1)  # one in five fails
+        platform.router.set_weights("hello", "staging", {"3.0.0": 100})
+        with httpx.Client(base_url=lane.url, timeout=10) as client:
+            assert 500 in [client.get("/").status_code for _ in range(60)]
+        bad = _metrics_when_published(platform, 60, "3.0.0")
+        assert bad.errors > 0
+        platform.router.set_weights("hello", "staging", {V1: 100})
+        workload.stop_version("hello", "staging", "3.0.0", drain_timeout=1.0)
+        workload.start_version("hello", "staging", release(platform, V2), 1)  # the slot 3.0.0 left
+        platform.router.set_weights("hello", "staging", {V2: 100})
+        with httpx.Client(base_url=lane.url, timeout=10) as client:
+            assert {client.get("/").status_code for _ in range(40)} == {200}
+        good = _metrics_when_published(platform, 40, V2)
+        assert (good.requests, good.errors) == (40, 0), good
+    finally:
+        platform.close()

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from deploy_mcp.core.target import MetricSnapshot
 from deploy_mcp.targets.ecs.aws import Aws, calling
-from deploy_mcp.targets.ecs.fleet import Fleet, listener_of
-from deploy_mcp.targets.ecs.layout import Layout
+from deploy_mcp.targets.ecs.fleet import Fleet, RunningVersion, listener_of
+from deploy_mcp.targets.ecs.layout import Layout, Place
 
 NAMESPACE = "AWS/ApplicationELB"
 QUERIES = (
@@ -60,46 +59,53 @@ class CloudWatchMetrics:
         balancer = self._balancer(place.routing.listener, f"{place.where}: finding the ALB of the listener")
         period = self.period * max(1, math.ceil(window_seconds / self.period))
         end = datetime.now(UTC)
+        return {running.version: self._snapshot(place, balancer, running, period, end) for running in versions}
+
+    def _snapshot(
+        self, place: Place, balancer: str, running: RunningVersion, period: int, end: datetime
+    ) -> MetricSnapshot:
+        """One version's numbers: its slot's target group, counted from when its deployment began at the earliest,
+        since a target group is reused by every other release and must not lend this one an older one's errors."""
         start = end - timedelta(seconds=period)
-        queries: list[dict[str, Any]] = []
-        for index, running in enumerate(versions):
-            dimensions = [
-                {"Name": "TargetGroup", "Value": dimension(place.target_group(running.slot))},
-                {"Name": "LoadBalancer", "Value": balancer},
-            ]
-            for key, metric, stat in QUERIES:
-                queries.append(
-                    {
-                        "Id": f"{key}{index}",
-                        "MetricStat": {
-                            "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
-                            "Period": period,
-                            "Stat": stat,
-                        },
-                        "ReturnData": True,
-                    }
-                )
-        with calling(f"{place.where}: reading the ALB metrics from CloudWatch"):
+        since = running.deployment.get("createdAt") or running.created  # this version's deployment began
+        if isinstance(since, datetime) and since > start:
+            start = since
+        if start >= end - timedelta(seconds=1):
+            return MetricSnapshot(version=running.version, window_seconds=float(period))
+        dimensions = [
+            {"Name": "TargetGroup", "Value": dimension(place.target_group(running.slot))},
+            {"Name": "LoadBalancer", "Value": balancer},
+        ]
+        queries = [
+            {
+                "Id": key,
+                "MetricStat": {
+                    "Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dimensions},
+                    "Period": period,
+                    "Stat": stat,
+                },
+                "ReturnData": True,
+            }
+            for key, metric, stat in QUERIES
+        ]
+        with calling(f"{place.where}: reading the ALB metrics of {running.version} from CloudWatch"):
             results = self.aws.cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
         values = {r["Id"]: [v for v in r.get("Values", []) if v is not None] for r in results["MetricDataResults"]}
-        snapshots = {}
-        for index, running in enumerate(versions):
-            requests = int(sum(values.get(f"requests{index}", [])))
-            errors = int(sum(values.get(f"errors{index}", [])))
+        requests = int(sum(values.get("requests", [])))
+        errors = min(requests, int(sum(values.get("errors", []))))
 
-            def latency(key: str, index: int = index, requests: int = requests) -> float | None:
-                found = values.get(f"{key}{index}", [])
-                return max(found) * 1000.0 if found and requests else None
+        def latency(key: str) -> float | None:
+            found = values.get(key, [])
+            return max(found) * 1000.0 if found and requests else None
 
-            snapshots[running.version] = MetricSnapshot(
-                version=running.version,
-                window_seconds=float(period),
-                requests=requests,
-                errors=errors,
-                error_rate=errors / requests if requests else 0.0,
-                p50_ms=latency("p50"),
-                p95_ms=latency("p95"),
-                p99_ms=latency("p99"),
-                requests_per_second=requests / period if period else 0.0,
-            )
-        return snapshots
+        return MetricSnapshot(
+            version=running.version,
+            window_seconds=float(period),
+            requests=requests,
+            errors=errors,
+            error_rate=errors / requests if requests else 0.0,
+            p50_ms=latency("p50"),
+            p95_ms=latency("p95"),
+            p99_ms=latency("p99"),
+            requests_per_second=requests / period if period else 0.0,
+        )
