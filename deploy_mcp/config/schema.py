@@ -151,6 +151,17 @@ class ReleaseOverride(Strict):
         return "migrations_irreversible" in self.model_fields_set and not self.migrations_irreversible
 
 
+class EcsRouting(Strict):
+    """The ALB side of one environment: the listener whose weighted forward splits traffic, one target group per
+    version slot (blue, green), and where users reach it."""
+
+    listener: str = Field(description="ARN of the ALB listener, or of a listener rule, whose forward is weighted.")
+    target_groups: list[str] = Field(min_length=2, max_length=2, description="Two target group ARNs: blue, green.")
+    url: str | None = Field(default=None, description="How users reach the listener; else the ALB's DNS name.")
+    test_listener: str | None = Field(default=None, description="A second listener for previews (optional).")
+    test_url: str | None = Field(default=None, description="How the test listener is reached; else its DNS name.")
+
+
 class Environment(Strict):
     strategy: StrategyName = StrategyName.ROLLING
     steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [5, 25, 50, 100])
@@ -165,6 +176,9 @@ class Environment(Strict):
     production: bool | None = None
     namespace: str | None = None
     cluster: str | None = None
+    ecs: EcsRouting | None = Field(
+        default=None, description="ECS target: the ALB listener and the two target groups of this environment."
+    )
 
     @field_validator("steps")
     @classmethod
@@ -207,6 +221,11 @@ class Service(Strict):
         description="Kubernetes: a Deployment manifest (relative to deploy.toml) whose image, labels and replicas "
         "deploy-mcp sets; everything else is kept.",
     )
+    task_definition: str | None = Field(
+        default=None, description="ECS: a task definition family, or a JSON file of one kept in the repo."
+    )
+    container: str | None = Field(default=None, description="ECS: the container that gets the image.")
+    container_port: int = Field(default=8080, ge=1, le=65535, description="ECS: the port the ALB forwards to.")
     replicas: int = Field(default=2, ge=1)
     health: str = "/health"
     smoke: list[str] = Field(default_factory=lambda: ["/health"])
@@ -289,8 +308,27 @@ class KubernetesTarget(Strict):
 
 
 class EcsTarget(Strict):
+    """Where the ECS target works; credentials come only from the standard AWS chain (never from here)."""
+
     cluster: str = "default"
     region: str | None = None
+    profile: str | None = Field(default=None, description="A profile of ~/.aws/config; else the default chain.")
+    endpoint_url: str | None = Field(
+        default=None, description="Another AWS endpoint (an emulator, a VPC endpoint); AWS_ENDPOINT_URL works too."
+    )
+    allowed_clusters: list[str] = Field(
+        default_factory=list, description="Clusters deploy-mcp may change; empty: only the configured ones."
+    )
+    allowed_services: list[str] = Field(
+        default_factory=list, description="ECS service names (shell patterns, e.g. 'web-*') it may change."
+    )
+    launch_type: str | None = Field(default=None, description="FARGATE or EC2; else the cluster's default.")
+    subnets: list[str] = Field(default_factory=list, description="awsvpc subnets of the tasks (Fargate).")
+    security_groups: list[str] = Field(default_factory=list, description="Security groups of the tasks (awsvpc).")
+    assign_public_ip: bool = Field(default=False, description="Give Fargate tasks a public IP (public subnets).")
+    metrics_period: int = Field(
+        default=60, ge=1, description="CloudWatch period in seconds of the ALB metrics (60 for standard ones)."
+    )
 
 
 class PrometheusSource(Strict):

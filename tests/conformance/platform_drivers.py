@@ -112,12 +112,57 @@ def local_driver(folder: Path) -> Iterator[Driver]:
         teardown(platform)
 
 
+# -- ECS: services behind an ALB on moto, with the fleet harness running tasks and the load balancer -------------
+
+
+@contextlib.contextmanager
+def ecs_driver(folder: Path) -> Iterator[Driver]:
+    import importlib.util
+
+    from conftest import require_component
+
+    require_component("moto", importlib.util.find_spec("moto") is not None, 'pip install "moto[server]"')
+    from ecs_fixtures import aws_credentials, build_world, write_project
+    from ecs_fleet import EcsFleet
+
+    from deploy_mcp.targets.ecs import create_platform
+
+    with aws_credentials(), EcsFleet(workdir=folder / "fleet") as fleet:
+        world = build_world(fleet, ["staging", "production"])
+        project = write_project(folder, world)
+        platform = create_platform(project, "hello")
+        service = project.config.services["hello"]
+
+        def release(version: str) -> Release:
+            return Release.resolve("hello", service, version)
+
+        def crashing(version: str) -> Release:
+            good = release(version)
+            return good.model_copy(update={"env": {**good.env, "CRASH_ON_START": "1"}})
+
+        try:
+            yield Driver(
+                name="ecs",
+                platform=platform,
+                project=project,
+                service="hello",
+                environment="staging",
+                health_path=service.health,
+                release=release,
+                crashing=crashing,
+                other_environment="production",
+            )
+        finally:
+            platform.close()
+
+
 DRIVERS: dict[str, Callable[[Path], contextlib.AbstractContextManager[Driver]]] = {
     "fake": lambda folder: fake_driver(folder, exact_weights=True, preview=True),
     "fake-replicas": lambda folder: fake_driver(folder, exact_weights=False, preview=False),
     "local": local_driver,
     "kubernetes": lambda folder: kubernetes_driver(folder, router="service"),
     "kubernetes-gateway": lambda folder: kubernetes_driver(folder, router="gateway-api"),
+    "ecs": ecs_driver,
 }
 """Every driver the suite runs against. Kubernetes and ECS join here with one line each."""
 

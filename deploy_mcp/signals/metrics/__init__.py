@@ -35,7 +35,9 @@ def metric_source_for(config: DeployConfig, service: str, environment: str, plat
     if prometheus is not None:
         return PrometheusMetrics(prometheus.url, prometheus)
     if platform is not None and platform.metrics is not None:
-        return LocalRouterMetrics(platform.metrics, name=f"{platform.kind}-router")
+        # a platform whose metrics come from elsewhere than its own router (ECS: CloudWatch) names the source
+        name = getattr(platform.metrics, "source_name", None) or f"{platform.kind}-router"
+        return LocalRouterMetrics(platform.metrics, name=name)
     where = f"the {platform.kind} target" if platform is not None else "its target"
     raise MetricSourceError(
         f"{service}/{environment} cannot be measured: {where} has no built-in traffic metrics and no metric source "
