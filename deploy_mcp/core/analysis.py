@@ -389,7 +389,7 @@ def run_analysis(
     interval_s: float,
     *,
     should_stop: Callable[[], bool] = lambda: False,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,  # an Event.wait returns whether it was woken: ignored
     on_measurement: Callable[[Measurement, AnalysisRun], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> AnalysisOutcome:

@@ -468,7 +468,7 @@ def run_sequential(
     look_every_s: float = DEFAULT_SAMPLE_SECONDS,
     lookback_s: float | None = 0.0,
     should_stop: Callable[[], bool] = lambda: False,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,  # an Event.wait returns whether it was woken: ignored
     on_measurement: Callable[[Measurement, SequentialRun], None] | None = None,
     on_look: Callable[[Measurement, SequentialRun], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
