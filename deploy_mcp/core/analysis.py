@@ -46,7 +46,7 @@ __all__ = [
     "AnalysisOutcome",
     "AnalysisRun",
     "Measurement",
-    "MetricsSource",
+    "MetricSource",
     "judge",
     "latency_findings",
     "run_analysis",
@@ -66,12 +66,25 @@ _POLL_SECONDS = 0.1
 """How often a wait checks ``should_stop``: an abort must not wait for the end of an interval."""
 
 
-class MetricsSource(Protocol):
-    """What ``run_analysis`` needs from a metric source (signals.metrics.MetricSource has this shape)."""
+class MetricSource(Protocol):
+    """Per-version RED numbers for one service and environment: what both analyses ask of Prometheus, a platform's
+    router or any other source (signals.metrics has the implementations; the runner is given one)."""
+
+    name: str
+    """Where the numbers come from, as reports say it ("prometheus", "local-router")."""
+    sample_seconds: float
+    """How often the source has new numbers; the sequential analysis looks no more often (sequential.sample_seconds
+    falls back to one second for a source without it)."""
+    window_granularity_seconds: float
+    """How much earlier than asked a window must start to surely cover an instant: the source's time buckets
+    (0 when its windows are exact)."""
 
     def snapshot(
         self, service: str, environment: str, versions: list[str], window_seconds: float
-    ) -> dict[str, MetricSnapshot]: ...
+    ) -> dict[str, MetricSnapshot]:
+        """One MetricSnapshot per requested version; a version that served nothing is an empty snapshot, never a
+        missing key. Raises MetricSourceError (signals.metrics) when the source cannot answer."""
+        ...
 
 
 def worst(*phases: Phase) -> Phase:
@@ -378,7 +391,7 @@ class AnalysisRun:
 
 
 def run_analysis(
-    source: MetricsSource,
+    source: MetricSource,
     service: str,
     environment: str,
     version: str,

@@ -49,7 +49,7 @@ from deploy_mcp.config.schema import Analysis, Thresholds
 from deploy_mcp.core.analysis import (
     AnalysisOutcome,
     Measurement,
-    MetricsSource,
+    MetricSource,
     latency_findings,
     source_error,
     worst,
@@ -455,7 +455,7 @@ class SequentialRun:
 
 
 def run_sequential(
-    source: MetricsSource,
+    source: MetricSource,
     service: str,
     environment: str,
     version: str,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from deploy_mcp.config.loader import Project
-from deploy_mcp.core.analysis import MetricsSource
+from deploy_mcp.core.analysis import MetricSource
 from deploy_mcp.core.plans import Plan
 from deploy_mcp.core.platform import Platform, RouterCapabilities
 from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Status, Step, StepStatus
@@ -57,7 +57,7 @@ class Runner:
         project: Project,
         ledger: Ledger,
         platform: Platform | Callable[[str], Platform],
-        metrics: Callable[[str, str], MetricsSource] | None = None,
+        metrics: Callable[[str, str], MetricSource] | None = None,
         *,
         holder: str | None = None,
         lease_seconds: float | None = None,
@@ -89,7 +89,7 @@ class Runner:
     def holder(self) -> str:
         return self.ctx.holder
 
-    def _default_metrics(self, service: str, environment: str) -> MetricsSource:
+    def _default_metrics(self, service: str, environment: str) -> MetricSource:
         from deploy_mcp.signals.metrics import metric_source_for
 
         return metric_source_for(self.ctx.project.config, service, environment, self.ctx.platforms(service))

@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from deploy_mcp.config.schema import AnalysisMethod
-from deploy_mcp.core.analysis import Measurement, MetricsSource, run_analysis
+from deploy_mcp.core.analysis import Measurement, MetricSource, run_analysis
 from deploy_mcp.core.plans import CheckVia, PlanStep
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status, Step, StepStatus, Validation, Verdict, utcnow
 from deploy_mcp.core.runner.actions import Actions
@@ -113,7 +113,7 @@ class Execution:
         self._on_exit = on_exit
         self._lost = False
         self._closing = False
-        self._source: MetricsSource | None = None
+        self._source: MetricSource | None = None
         self._unjudged_since: float | None = time.monotonic()
         """Since when the new version's traffic has gone unjudged: the sequential analysis counts it too. None
         right after a flag change: the version's error rate changed with it, so older traffic is not evidence."""
