@@ -35,7 +35,6 @@ from deploy_mcp.core.units import human_duration, milliseconds, percent
 
 __all__ = [
     "START_ALLOWANCE_SECONDS",
-    "Action",
     "CheckVia",
     "ChosenBy",
     "Gate",
@@ -44,11 +43,12 @@ __all__ = [
     "PlanError",
     "PlanStep",
     "Recommendation",
+    "StepAction",
     "build_plan",
     "check_version",
 ]
 
-Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
+StepAction = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause"]
 ChosenBy = Literal["requested", "configured", "recommended"]
 
 
@@ -87,7 +87,7 @@ class PlanStep(_Model):
     """
 
     index: int
-    action: Action
+    action: StepAction
     description: str
     version: str | None = None
     replicas: int | None = None
@@ -262,7 +262,7 @@ class _Steps:
         self.notes: list[str] = []
         """What the platform changed in the requested steps, for the warnings."""
 
-    def add(self, action: Action, description: str, **params: object) -> None:
+    def add(self, action: StepAction, description: str, **params: object) -> None:
         self.items.append(
             PlanStep.model_validate(
                 {"index": len(self.items) + 1, "action": action, "description": description, **params}
