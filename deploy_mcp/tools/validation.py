@@ -17,7 +17,6 @@ off the rollback targets. Under policy.read_only nothing is written.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
@@ -26,12 +25,7 @@ from pydantic import BaseModel, Field
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import Thresholds
-from deploy_mcp.core.analysis import (
-    BASELINE_LATENCY_FLOOR_SHARE,
-    BASELINE_LATENCY_RATIO,
-    BASELINE_STANDARD_ERRORS,
-    judge,
-)
+from deploy_mcp.core.analysis import Baseline, baseline_findings, judge
 from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status, VerdictOutcome
 from deploy_mcp.core.runner.base import RunnerError
@@ -316,31 +310,15 @@ def _metrics(
 def _against_recorded(
     current: MetricSnapshot, prior: RecordedBaseline, thresholds: Thresholds, version: str
 ) -> list[str]:
-    """The skill's 'error rate above normal' and 'latency > 2x normal', against recorded numbers.
-
-    The same margins as the live comparison (core.analysis), with the recorded rate taken as known: its sample
-    size was not recorded, so only the current sample's noise widens the margin.
-    """
-    findings: list[str] = []
-    where = f"the pre-deploy baseline of {prior.version} (validated in {prior.deployment_id})"
-    if prior.error_rate is not None:
-        normal = prior.error_rate
-        standard_error = math.sqrt(normal * (1 - normal) / max(1, current.requests))
-        margin = max(thresholds.error_rate.warn / 2, BASELINE_STANDARD_ERRORS * standard_error)
-        if current.error_rate - normal > margin:
-            findings.append(
-                f"error rate {_percent(current.error_rate)} over {current.requests} requests to {version} is above "
-                f"{where}, {_percent(normal)}, by more than {_percent(margin)}: investigate"
-            )
-    if prior.latency_p95_ms is not None and current.p95_ms is not None:
-        floor = BASELINE_LATENCY_FLOOR_SHARE * thresholds.latency_p95_ms.warn
-        slower = current.p95_ms - prior.latency_p95_ms
-        if current.p95_ms > BASELINE_LATENCY_RATIO * prior.latency_p95_ms and slower >= floor:
-            findings.append(
-                f"p95 latency {_ms(current.p95_ms)} of {version} is more than {BASELINE_LATENCY_RATIO:g}x "
-                f"{where}, {_ms(prior.latency_p95_ms)}: investigate"
-            )
-    return findings
+    """The skill's 'error rate above normal' and 'latency > 2x normal' against recorded numbers: the analysis's
+    own comparison (core.analysis.baseline_findings), with the recorded rate taken as known."""
+    baseline = Baseline(
+        whose="the pre-deploy baseline's",
+        error_rate=prior.error_rate,
+        p95_ms=prior.latency_p95_ms,
+        provenance=f" ({prior.version} as validated in {prior.deployment_id})",
+    )
+    return [sentence for _, sentence in baseline_findings(current, baseline, thresholds, version)]
 
 
 def _percent(rate: float | None) -> str:
