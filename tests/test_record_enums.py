@@ -19,7 +19,6 @@ from deploy_mcp.app import App
 from deploy_mcp.core.records import DeploymentRecord, Phase, StepStatus, VerdictOutcome
 from deploy_mcp.ledger import open_ledger
 from deploy_mcp.server.app import build_server
-from deploy_mcp.server.terminal import _STEP_STYLE
 from deploy_mcp.tools.validation import MetricCheck
 
 BEFORE = (Path(__file__).parent / "data" / "record_before_enums.json").read_text(encoding="utf-8").strip()
@@ -73,7 +72,3 @@ def test_validate_serves_its_verdict_and_phase_as_the_same_words() -> None:
     assert [outcome.value for outcome in VerdictOutcome] == ["pass", "warn", "fail"]
     # messages and events put the enums into f-strings: the words there are the values too
     assert f"validate: {VerdictOutcome.WARN}; step 3 {StepStatus.SUCCEEDED}" == "validate: warn; step 3 succeeded"
-
-
-def test_every_step_status_has_a_colour_in_the_terminal() -> None:
-    assert set(_STEP_STYLE) == set(StepStatus)
