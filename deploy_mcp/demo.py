@@ -92,13 +92,13 @@ def _require(data: dict[str, Any], *keys: str) -> Any:
     return node
 
 
-async def _yes(_context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+async def _yes(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
     console.print(f"  [magenta]server asks the user:[/] {params.message}")
     console.print("  [magenta]demo user:[/] yes")
     return types.ElicitResult(action="accept", content={"confirm": True})
 
 
-async def _progress(_done: float, _total: float | None, message: str | None) -> None:
+async def _progress(progress: float, total: float | None, message: str | None) -> None:
     if message:
         console.print(f"  [dim]{message}[/]")
 
@@ -219,9 +219,10 @@ def run_demo(keep: bool = False, short: bool = False) -> int:
         config, ports = _project(folder)
         anyio.run(_run, config, ports, short)
     except Exception as exc:  # the demo reports what went wrong in one line, like every command
-        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-            exc = exc.exceptions[0]
-        console.print(f"[red]demo stopped: {exc}[/]")
+        cause: BaseException = exc
+        while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+            cause = cause.exceptions[0]
+        console.print(f"[red]demo stopped: {cause}[/]")
         return 1
     finally:
         if not keep:

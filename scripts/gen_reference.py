@@ -565,9 +565,9 @@ FIELD_NOTES: dict[str, str] = {
     "PrometheusSource.latency_p95": "PromQL for the p95 latency of one version, in seconds; same placeholders.",
     "PrometheusSource.latency_p99": "PromQL for the p99 latency of one version, in seconds; judged only when a "
     "p99 threshold is set.",
-    "Targets.kubernetes": "The Kubernetes target's settings.",
-    "Targets.ecs": "The ECS target's settings.",
-    "Targets.prometheus": "Judge steps on Prometheus metrics; without it the local target's router is measured.",
+    "TargetSettings.kubernetes": "The Kubernetes target's settings.",
+    "TargetSettings.ecs": "The ECS target's settings.",
+    "TargetSettings.prometheus": "Judge steps on Prometheus metrics; without it the local target's router is measured.",
     "DeployWindow.days": "Days of the week, in UTC.",
     "DeployWindow.start": "Start time, HH:MM in UTC.",
     "DeployWindow.end": "End time, HH:MM in UTC.",

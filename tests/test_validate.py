@@ -9,6 +9,7 @@ and never in a read-only session; an environment where nothing was ever deployed
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -16,12 +17,17 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from local_fixtures import free_port, wait_until_gone
 from mcp import Client
 
 from deploy_mcp.app import App
+from deploy_mcp.config.schema import Thresholds, Tier
+from deploy_mcp.core.target import MetricSnapshot
 from deploy_mcp.server.app import build_server
 from deploy_mcp.targets.local.loadgen import BackgroundLoad
+from deploy_mcp.tools.validation import RecordedBaseline, _against_recorded
 
 pytestmark = pytest.mark.anyio
 HELLO = Path(__file__).resolve().parents[1] / "examples" / "hello" / "server.py"
@@ -232,3 +238,48 @@ def test_tool_listing_says_validate_records_on_the_current_deployment() -> None:
     assert validate["annotations"]["readOnlyHint"] is True, "validate changes nothing that runs"
     assert "records its verdict on the current deployment" in description, description
     assert "never under policy.read_only" in description, description
+
+
+# -- the recorded baseline is compared by the analysis's own rule ------------------------------------------------
+
+
+def _findings_before(current: MetricSnapshot, prior: RecordedBaseline, thresholds: Thresholds) -> tuple[bool, bool]:
+    """validate's own comparison as it was before it used core.analysis (error rate above normal, latency > 2x)."""
+    above = slower = False
+    if prior.error_rate is not None:
+        normal = prior.error_rate
+        standard_error = math.sqrt(normal * (1 - normal) / max(1, current.requests))
+        above = current.error_rate - normal > max(thresholds.error_rate.warn / 2, 3.0 * standard_error)
+    if prior.latency_p95_ms is not None and current.p95_ms is not None:
+        floor = 0.1 * thresholds.latency_p95_ms.warn
+        slower = current.p95_ms > 2.0 * prior.latency_p95_ms and current.p95_ms - prior.latency_p95_ms >= floor
+    return above, slower
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    requests=st.integers(min_value=0, max_value=50_000),
+    error_rate=st.floats(min_value=0, max_value=1),
+    p95=st.none() | st.floats(min_value=0, max_value=5_000),
+    normal=st.none() | st.floats(min_value=0, max_value=1),
+    normal_p95=st.none() | st.floats(min_value=0, max_value=5_000),
+    warn=st.sampled_from([0.001, 0.01, 0.02]),
+)
+def test_the_recorded_baseline_gives_the_verdicts_it_gave_before(
+    requests: int, error_rate: float, p95: float | None, normal: float | None, normal_p95: float | None, warn: float
+) -> None:
+    """Same numbers, same findings: validate's comparison with a recorded baseline is core.analysis's now."""
+    current = MetricSnapshot(
+        version="2.0.0", window_seconds=60, requests=requests, errors=round(error_rate * requests),
+        error_rate=error_rate, p95_ms=p95,
+    )  # fmt: skip
+    prior = RecordedBaseline(
+        deployment_id="deploy-2026-12-04-001", version="1.0.0", error_rate=normal, latency_p95_ms=normal_p95
+    )
+    thresholds = Thresholds(error_rate=Tier(warn=warn, critical=0.05))
+    findings = _against_recorded(current, prior, thresholds, "2.0.0")
+    above, slower = _findings_before(current, prior, thresholds)
+    assert any(f.startswith("error rate") for f in findings) is above
+    assert any(f.startswith("p95 latency") for f in findings) is slower
+    named = "the pre-deploy baseline's", "(1.0.0 as validated in deploy-2026-12-04-001)"
+    assert all(name in f for f in findings for name in named)

@@ -25,7 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from deploy_mcp.app import App
-from deploy_mcp.core.records import DeploymentRecord, Event, Status, Step, Verdict
+from deploy_mcp.core.records import DeploymentRecord, Event, Phase, Status, Step, StepStatus, Verdict
 from deploy_mcp.core.target import MetricSnapshot, TargetState
 from deploy_mcp.errors import UserError
 from deploy_mcp.server.render import STATUS_STYLE
@@ -42,15 +42,15 @@ EXIT_INTERRUPTED = 130
 
 _UNSETTLED = (Status.PENDING, Status.IN_PROGRESS)
 _STEP_STYLE = {
-    "running": "cyan",
-    "succeeded": "green",
-    "failed": "red",
-    "inconclusive": "yellow",
-    "waiting": "yellow",
-    "interrupted": "magenta",
-    "promoted": "blue",
-    "skipped": "dim",
-    "pending": "dim",
+    StepStatus.RUNNING: "cyan",
+    StepStatus.SUCCEEDED: "green",
+    StepStatus.FAILED: "red",
+    StepStatus.INCONCLUSIVE: "yellow",
+    StepStatus.WAITING: "yellow",
+    StepStatus.INTERRUPTED: "magenta",
+    StepStatus.PROMOTED: "blue",
+    StepStatus.SKIPPED: "dim",
+    StepStatus.PENDING: "dim",
 }
 _EVENT_STYLE = {
     "paused": "yellow",
@@ -62,7 +62,13 @@ _EVENT_STYLE = {
     "undo_started": "red",
     "control": "bold",
 }
-_PHASE_STYLE = {"Successful": "green", "Failed": "red", "Error": "red", "Inconclusive": "yellow", "Pending": "yellow"}
+_PHASE_STYLE = {
+    Phase.SUCCESSFUL: "green",
+    Phase.FAILED: "red",
+    Phase.ERROR: "red",
+    Phase.INCONCLUSIVE: "yellow",
+    Phase.PENDING: "yellow",
+}
 
 
 # -- who, and whether they said yes ------------------------------------------------------------------------------
@@ -298,7 +304,7 @@ def steps_table(record: DeploymentRecord, *, finished: bool = False, compact: bo
             str(step.index),
             step.name,
             f"{step.weight}%" if step.weight is not None else "",
-            Text(step.status, style=_STEP_STYLE.get(step.status, "")),
+            Text(str(step.status), style=_STEP_STYLE.get(step.status, "")),
             _clock(step.started_at),
             _clock(step.finished_at) if finished else _took(step),
             # A cell that will not wrap in a column that may shrink: the live view keeps one line a step.
@@ -351,7 +357,7 @@ def verdicts_lines(verdicts: list[Verdict]) -> Group:
         numbers = verdict.metrics
         where = f"step {verdict.step}" if verdict.step is not None else "final"
         line = Text(f"  {where:<8}")
-        line.append(f"{verdict.phase.value:<13}", style=_PHASE_STYLE.get(verdict.phase.value, ""))
+        line.append(f"{verdict.phase.value:<13}", style=_PHASE_STYLE.get(verdict.phase, ""))
         line.append(f"{_clock(verdict.at)}  ")
         if "requests" in numbers:
             line.append(_numbers(numbers))

@@ -356,7 +356,7 @@ class PrometheusSource(Strict):
     )
 
 
-class Targets(Strict):
+class TargetSettings(Strict):  # the [targets] table (targets.registry.Targets picks a platform per service)
     kubernetes: KubernetesTarget = Field(default_factory=KubernetesTarget)
     ecs: EcsTarget = Field(default_factory=EcsTarget)
     prometheus: PrometheusSource | None = None
@@ -421,7 +421,7 @@ class DeployConfig(Strict):
     )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     policy: Policy = Field(default_factory=Policy)
-    targets: Targets = Field(default_factory=Targets)
+    targets: TargetSettings = Field(default_factory=TargetSettings)
     services: dict[str, Service] = Field(default_factory=dict)
 
     @field_validator("ledger")

@@ -45,8 +45,10 @@ __all__ = [
     "PHASE_ORDER",
     "AnalysisOutcome",
     "AnalysisRun",
+    "Baseline",
     "Measurement",
-    "MetricsSource",
+    "MetricSource",
+    "baseline_findings",
     "judge",
     "latency_findings",
     "run_analysis",
@@ -66,12 +68,55 @@ _POLL_SECONDS = 0.1
 """How often a wait checks ``should_stop``: an abort must not wait for the end of an interval."""
 
 
-class MetricsSource(Protocol):
-    """What ``run_analysis`` needs from a metric source (signals.metrics.MetricSource has this shape)."""
+class MetricSource(Protocol):
+    """Per-version RED numbers for one service and environment: what both analyses ask of Prometheus, a platform's
+    router or any other source (signals.metrics has the implementations; the runner is given one)."""
+
+    name: str
+    """Where the numbers come from, as reports say it ("prometheus", "local-router")."""
+    sample_seconds: float
+    """How often the source has new numbers; the sequential analysis looks no more often (sequential.sample_seconds
+    falls back to one second for a source without it)."""
+    window_granularity_seconds: float
+    """How much earlier than asked a window must start to surely cover an instant: the source's time buckets
+    (0 when its windows are exact)."""
 
     def snapshot(
         self, service: str, environment: str, versions: list[str], window_seconds: float
-    ) -> dict[str, MetricSnapshot]: ...
+    ) -> dict[str, MetricSnapshot]:
+        """One MetricSnapshot per requested version; a version that served nothing is an empty snapshot, never a
+        missing key. Raises MetricSourceError (signals.metrics) when the source cannot answer."""
+        ...
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The 'normal' a version is compared with, and how a sentence names it.
+
+    Live: the previous version serving beside the new one, measured over the same window (``requests`` and
+    ``errors`` are its sample). Recorded: the numbers the last validated deployment wrote down; their sample size
+    was not kept (``requests`` None), so the recorded rate is taken as known and only the current sample's noise
+    widens the margin.
+    """
+
+    whose: str
+    """The baseline as a possessive in a sentence: "1.0.0's", "the pre-deploy baseline's"."""
+    error_rate: float | None
+    p95_ms: float | None
+    requests: int | None = None
+    errors: float | None = None
+    provenance: str = ""
+    """Said after the baseline's numbers, e.g. " (1.0.0 as validated in deploy-...)"; empty for a live one."""
+
+    @classmethod
+    def live(cls, version: str, snapshot: MetricSnapshot) -> Baseline:
+        return cls(
+            whose=f"{version}'s",
+            error_rate=snapshot.error_rate,
+            p95_ms=snapshot.p95_ms,
+            requests=snapshot.requests,
+            errors=snapshot.errors,
+        )
 
 
 def worst(*phases: Phase) -> Phase:
@@ -146,8 +191,7 @@ def judge(
     )
     findings += latency_findings(canary, None, thresholds, version, None)
     if analysis.compare_baseline and baseline is not None and baseline_version and baseline.requests >= needed:
-        findings += _baseline_findings(canary, baseline, thresholds, version, baseline_version)
-        findings += latency_findings(canary, baseline, thresholds, version, baseline_version, tiers=False)
+        findings += baseline_findings(canary, Baseline.live(baseline_version, baseline), thresholds, version)
 
     if findings:
         phase = worst(*(phase for phase, _ in findings))
@@ -200,37 +244,59 @@ def latency_findings(
         ):
             if value is not None and tier is not None:
                 findings += _tier_findings(label, value, tier, _ms, f"over {canary.requests} requests to {version}")
-    if baseline is not None and baseline_version and canary.p95_ms is not None and baseline.p95_ms is not None:
-        floor = BASELINE_LATENCY_FLOOR_SHARE * thresholds.latency_p95_ms.warn
-        if canary.p95_ms > BASELINE_LATENCY_RATIO * baseline.p95_ms and canary.p95_ms - baseline.p95_ms >= floor:
+    if baseline is not None and baseline_version:
+        findings += _slower_than(canary, Baseline.live(baseline_version, baseline), thresholds, version)
+    return findings
+
+
+def baseline_findings(
+    canary: MetricSnapshot, baseline: Baseline, thresholds: Thresholds, version: str
+) -> list[tuple[Phase, str]]:
+    """The skill's 'error rate above normal' and 'latency > 2x normal' (both Inconclusive: investigate).
+
+    An error rate is above normal when it exceeds the baseline's by more than the larger of half the warn level
+    and 3 standard errors: of the pooled rate for a live baseline, of the baseline's rate over the current sample
+    for a recorded one. Latency is more than twice the baseline's p95, and by at least a tenth of the warn level.
+    """
+    findings: list[tuple[Phase, str]] = []
+    if baseline.error_rate is not None:
+        n1 = canary.requests
+        if baseline.requests is None or baseline.errors is None:
+            normal = baseline.error_rate
+            standard_error = math.sqrt(normal * (1 - normal) / max(1, n1))
+        else:
+            n0 = baseline.requests
+            pooled = (canary.errors + baseline.errors) / (n1 + n0)
+            standard_error = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
+        margin = max(thresholds.error_rate.warn / 2, BASELINE_STANDARD_ERRORS * standard_error)
+        over = "" if baseline.requests is None else f" over {baseline.requests} requests"
+        if canary.error_rate - baseline.error_rate > margin:
             findings.append(
                 (
                     Phase.INCONCLUSIVE,
-                    f"p95 latency {_ms(canary.p95_ms)} of {version} is more than {BASELINE_LATENCY_RATIO:g}x "
-                    f"{baseline_version}'s {_ms(baseline.p95_ms)}: investigate",
+                    f"error rate {_percent(canary.error_rate)} over {n1} requests to {version} is worse than "
+                    f"{baseline.whose} {_percent(baseline.error_rate)}{over}{baseline.provenance} by more than "
+                    f"{_percent(margin)} (the larger of half the warn level and 3 standard errors): investigate",
                 )
             )
-    return findings
+    return findings + _slower_than(canary, baseline, thresholds, version)
 
 
-def _baseline_findings(
-    canary: MetricSnapshot, baseline: MetricSnapshot, thresholds: Thresholds, version: str, baseline_version: str
+def _slower_than(
+    canary: MetricSnapshot, baseline: Baseline, thresholds: Thresholds, version: str
 ) -> list[tuple[Phase, str]]:
-    findings: list[tuple[Phase, str]] = []
-    n1, n0 = canary.requests, baseline.requests
-    pooled = (canary.errors + baseline.errors) / (n1 + n0)
-    standard_error = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    margin = max(thresholds.error_rate.warn / 2, BASELINE_STANDARD_ERRORS * standard_error)
-    if canary.error_rate - baseline.error_rate > margin:
-        findings.append(
+    if canary.p95_ms is None or baseline.p95_ms is None:
+        return []
+    floor = BASELINE_LATENCY_FLOOR_SHARE * thresholds.latency_p95_ms.warn
+    if canary.p95_ms > BASELINE_LATENCY_RATIO * baseline.p95_ms and canary.p95_ms - baseline.p95_ms >= floor:
+        return [
             (
                 Phase.INCONCLUSIVE,
-                f"error rate {_percent(canary.error_rate)} over {n1} requests to {version} is worse than "
-                f"{baseline_version}'s {_percent(baseline.error_rate)} over {n0} requests by more than "
-                f"{_percent(margin)} (the larger of half the warn level and 3 standard errors): investigate",
+                f"p95 latency {_ms(canary.p95_ms)} of {version} is more than {BASELINE_LATENCY_RATIO:g}x "
+                f"{baseline.whose} {_ms(baseline.p95_ms)}{baseline.provenance}: investigate",
             )
-        )
-    return findings
+        ]
+    return []
 
 
 @dataclass
@@ -378,7 +444,7 @@ class AnalysisRun:
 
 
 def run_analysis(
-    source: MetricsSource,
+    source: MetricSource,
     service: str,
     environment: str,
     version: str,
@@ -389,7 +455,7 @@ def run_analysis(
     interval_s: float,
     *,
     should_stop: Callable[[], bool] = lambda: False,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,  # an Event.wait returns whether it was woken: ignored
     on_measurement: Callable[[Measurement, AnalysisRun], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> AnalysisOutcome:

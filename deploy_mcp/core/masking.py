@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, overload
 
 # Keys whose values are secrets wherever they appear; env tables are masked whole (see mask_secrets).
 _SECRET_KEY = re.compile(
@@ -130,11 +130,16 @@ MIN_SECRET_LENGTH = 4
 """Shorter env values (ports, "1", "on") are not hidden in output: masking them would garble every line."""
 
 
+@overload
+def mask_command(command: str) -> str: ...
+@overload
+def mask_command(command: list[str] | None) -> list[str] | None: ...
 def mask_command(command: list[str] | str | None) -> list[str] | str | None:
     """A command as it may be shown: the same words with secret values replaced by ****."""
     if command is None:
         return None
-    return mask_secrets(command, "command")
+    masked: list[str] | str = mask_secrets(command, "command")  # the same shape it was given
+    return masked
 
 
 def redact_output(text: str, secrets: Iterable[str] = ()) -> str:

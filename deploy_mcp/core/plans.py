@@ -36,7 +36,6 @@ from deploy_mcp.core.units import human_duration, milliseconds, percent
 
 __all__ = [
     "START_ALLOWANCE_SECONDS",
-    "Action",
     "CheckVia",
     "ChosenBy",
     "Gate",
@@ -45,12 +44,15 @@ __all__ = [
     "PlanError",
     "PlanStep",
     "Recommendation",
+    "StepAction",
     "build_plan",
     "check_version",
     "choose_strategy",
 ]
 
-Action = Literal["start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause", "rollout"]
+StepAction = Literal[
+    "start", "wait_ready", "set_weights", "analyze", "check", "stop", "scale", "flag", "pause", "rollout"
+]
 ChosenBy = Literal["requested", "configured", "recommended"]
 
 
@@ -89,7 +91,7 @@ class PlanStep(_Model):
     """
 
     index: int
-    action: Action
+    action: StepAction
     description: str
     version: str | None = None
     replicas: int | None = None
@@ -272,7 +274,7 @@ class _Steps:
         self.notes: list[str] = []
         """What the platform changed in the requested steps, for the warnings."""
 
-    def add(self, action: Action, description: str, **params: object) -> None:
+    def add(self, action: StepAction, description: str, **params: object) -> None:
         self.items.append(
             PlanStep.model_validate(
                 {"index": len(self.items) + 1, "action": action, "description": description, **params}

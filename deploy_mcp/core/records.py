@@ -45,6 +45,40 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
+class StepStatus(StrEnum):
+    """Where one step of a plan stands (``Step.status``); stored and served as its value."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    INCONCLUSIVE = "inconclusive"
+    """Paused on a verdict that could not decide."""
+    WAITING = "waiting"
+    """A pause for a human."""
+    INTERRUPTED = "interrupted"
+    """Stopped part-way (the process died or the deployment was handed over): run again on resume."""
+    PROMOTED = "promoted"
+    """Skipped by a human or an agent."""
+    SKIPPED = "skipped"
+
+    @property
+    def done(self) -> bool:
+        """Nothing of this step is left to run: a resume starts after it."""
+        return self in {StepStatus.SUCCEEDED, StepStatus.PROMOTED, StepStatus.SKIPPED}
+
+
+class VerdictOutcome(StrEnum):
+    """What ``validate`` concludes, after the skill's rollback table (stored as its value on the record)."""
+
+    PASS = "pass"
+    """Continue: keep watching."""
+    WARN = "warn"
+    """Investigate for 5 minutes, then decide."""
+    FAIL = "fail"
+    """Roll back now (or fix forward after an irreversible migration)."""
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,7 +131,7 @@ class Step(Record):
     name: str
     detail: str = ""
     weight: int | None = None
-    status: str = "pending"
+    status: StepStatus = StepStatus.PENDING
     started_at: datetime | None = None
     finished_at: datetime | None = None
     params: dict[str, Any] = Field(default_factory=dict)

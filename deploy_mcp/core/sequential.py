@@ -49,7 +49,7 @@ from deploy_mcp.config.schema import Analysis, Thresholds
 from deploy_mcp.core.analysis import (
     AnalysisOutcome,
     Measurement,
-    MetricsSource,
+    MetricSource,
     latency_findings,
     source_error,
     worst,
@@ -455,7 +455,7 @@ class SequentialRun:
 
 
 def run_sequential(
-    source: MetricsSource,
+    source: MetricSource,
     service: str,
     environment: str,
     version: str,
@@ -468,7 +468,7 @@ def run_sequential(
     look_every_s: float = DEFAULT_SAMPLE_SECONDS,
     lookback_s: float | None = 0.0,
     should_stop: Callable[[], bool] = lambda: False,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,  # an Event.wait returns whether it was woken: ignored
     on_measurement: Callable[[Measurement, SequentialRun], None] | None = None,
     on_look: Callable[[Measurement, SequentialRun], None] | None = None,
     clock: Callable[[], float] = time.monotonic,

@@ -141,7 +141,8 @@ def merge(generated: str, old: str | None, source: str) -> Merged:
     template_names = {block.name for block in fresh}
     added = [block for block in previous if block.name not in template_names]
 
-    placed, orphaned = [], []
+    placed: list[str] = []
+    orphaned: list[Block] = []
     groups: dict[tuple[str, int] | None, list[Block]] = {}
     for block in added:
         groups.setdefault(block.anchor, []).append(block)

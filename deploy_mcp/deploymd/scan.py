@@ -222,7 +222,7 @@ def _versions_and_packages(root: Path, problems: list[str]) -> tuple[tuple[Versi
         if isinstance(data, dict):
             if isinstance(data.get("version"), str):
                 versions.append(VersionSource("package.json", data["version"]))
-            scripts = data.get("scripts") if isinstance(data.get("scripts"), dict) else {}
+            scripts = data["scripts"] if isinstance(data.get("scripts"), dict) else {}
             if "build" in scripts:
                 packages.append(Package("node", "package.json", f"{_node_runner(root)} run build", ""))
 

@@ -7,6 +7,7 @@ beside the SQLite one without touching them. The deployment record and the event
 
 from __future__ import annotations
 
+import builtins  # `list` in these classes is the method: annotations after it name the type explicitly
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -159,7 +160,7 @@ class RecordStore(Protocol):
         """The newest succeeded record whose validation passed, optionally older than deployment ``before``."""
         ...
 
-    def unfinished(self) -> list[DeploymentRecord]:
+    def unfinished(self) -> builtins.list[DeploymentRecord]:
         """Records still pending, in progress, paused or interrupted, newest first; the runner decides."""
         ...
 
@@ -177,7 +178,7 @@ class EventLog(Protocol):
         self, deployment_id: str, kind: str, message: str, data: dict[str, Any] | None = None
     ) -> Event: ...
 
-    def events(self, deployment_id: str) -> list[Event]: ...
+    def events(self, deployment_id: str) -> builtins.list[Event]: ...
 
     @property
     def pushes_events(self) -> bool:
@@ -264,7 +265,7 @@ class ApprovalStore(Protocol):
         service: str | None = None,
         environment: str | None = None,
         limit: int = 50,
-    ) -> list[Approval]: ...
+    ) -> builtins.list[Approval]: ...
 
 
 @runtime_checkable

@@ -20,6 +20,7 @@ The password never appears in a message: ``location`` is the URL with ``***`` fo
 
 from __future__ import annotations
 
+import builtins  # `list` in these classes is the method: annotations after it name the type explicitly
 import hashlib
 import json
 import logging
@@ -295,7 +296,7 @@ class PostgresLedger:
             row = conn.execute(f"{sql} {_NEWEST_FIRST} LIMIT 1", params).fetchone()
         return _decode(row[0]) if row else None
 
-    def unfinished(self) -> list[DeploymentRecord]:
+    def unfinished(self) -> builtins.list[DeploymentRecord]:
         # Spelled as the partial index's predicate, so the planner uses it.
         marks = ", ".join(f"'{status.value}'" for status in UNFINISHED_STATUSES)
         sql = f"SELECT record::text FROM deployments WHERE status IN ({marks}) {_NEWEST_FIRST}"
@@ -359,7 +360,7 @@ class PostgresLedger:
         self._subscribers.wake(deployment_id, kind)  # our own waiters need not wait for the round trip
         return event
 
-    def events(self, deployment_id: str) -> list[Event]:
+    def events(self, deployment_id: str) -> builtins.list[Event]:
         rows = self._read(
             f"read the events of {deployment_id}",
             lambda conn: conn.execute(
@@ -645,7 +646,7 @@ class PostgresLedger:
         service: str | None = None,
         environment: str | None = None,
         limit: int = 50,
-    ) -> list[Approval]:
+    ) -> builtins.list[Approval]:
         """Every matching approval, expired ones included, newest first."""
         if limit < 1:
             raise LedgerError(f"limit: must be at least 1 (got {limit})")

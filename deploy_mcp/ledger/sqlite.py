@@ -17,6 +17,7 @@ keeps two threads' transactions from interleaving on the shared connection.
 
 from __future__ import annotations
 
+import builtins  # `list` in these classes is the method: annotations after it name the type explicitly
 import json
 import sqlite3
 import threading
@@ -270,7 +271,7 @@ class SqliteLedger:
             row = conn.execute(f"{sql} {_NEWEST_FIRST} LIMIT 1", params).fetchone()
             return _decode(row[0]) if row else None
 
-    def unfinished(self) -> list[DeploymentRecord]:
+    def unfinished(self) -> builtins.list[DeploymentRecord]:
         # Literals, not parameters: SQLite uses the partial index deployments_unfinished only for a condition it
         # can see implies the index's.
         with self._transaction("list unfinished deployments", write=False) as conn:
@@ -335,7 +336,7 @@ class SqliteLedger:
     ) -> Callable[[], None]:
         return self._subscribers.add(deployment_id, wake, kinds)
 
-    def events(self, deployment_id: str) -> list[Event]:
+    def events(self, deployment_id: str) -> builtins.list[Event]:
         with self._transaction(f"read the events of {deployment_id}", write=False) as conn:
             rows = conn.execute(
                 "SELECT seq, at, kind, message, data FROM events WHERE deployment_id = ? ORDER BY seq",
@@ -514,7 +515,7 @@ class SqliteLedger:
         service: str | None = None,
         environment: str | None = None,
         limit: int = 50,
-    ) -> list[Approval]:
+    ) -> builtins.list[Approval]:
         """Every matching approval, expired ones included, newest first."""
         if limit < 1:
             raise LedgerError(f"limit: must be at least 1 (got {limit})")

@@ -165,7 +165,7 @@ def check(migration: Migration, show: Callable[[Path], str]) -> list[Finding]:
                 file=show(section_file),
                 line=max(1, line),
                 rule=rule,
-                severity=severity,  # type: ignore[arg-type]
+                severity=severity,
                 message=message,
                 safe_alternative=safe,
                 source="deploy-mcp",

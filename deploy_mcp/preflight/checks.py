@@ -614,6 +614,7 @@ def feature_flags(facts: Facts) -> CheckResult:
             f"flag {flag.name!r} is configured; {flag.file} does not exist yet and is written when the flag moves",
             required=needs_flag or facts.needs(name),
         )
+    problem: str | None
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

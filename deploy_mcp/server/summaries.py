@@ -12,47 +12,31 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable
-from enum import StrEnum
 from functools import cache, singledispatch
 from typing import Any
 
 from pydantic import BaseModel
 
-from deploy_mcp.core.records import DeploymentRecord, Status, Step, Verdict
-
-
-class StepState(StrEnum):
-    """The states a recorded step goes through (``Step.status``), as the summaries group them."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    INCONCLUSIVE = "inconclusive"
-    WAITING = "waiting"
-    INTERRUPTED = "interrupted"
-    PROMOTED = "promoted"
-    SKIPPED = "skipped"
-
+from deploy_mcp.core.records import DeploymentRecord, Status, Step, StepStatus, Verdict
 
 NOTEWORTHY_STEPS = {
-    StepState.RUNNING,
-    StepState.FAILED,
-    StepState.INCONCLUSIVE,
-    StepState.WAITING,
-    StepState.INTERRUPTED,
+    StepStatus.RUNNING,
+    StepStatus.FAILED,
+    StepStatus.INCONCLUSIVE,
+    StepStatus.WAITING,
+    StepStatus.INTERRUPTED,
 }
 """Steps described in full in a summary; the others are only counted."""
 STEP_ORDER = (
-    StepState.SUCCEEDED,
-    StepState.PROMOTED,
-    StepState.SKIPPED,
-    StepState.FAILED,
-    StepState.INCONCLUSIVE,
-    StepState.WAITING,
-    StepState.INTERRUPTED,
-    StepState.RUNNING,
-    StepState.PENDING,
+    StepStatus.SUCCEEDED,
+    StepStatus.PROMOTED,
+    StepStatus.SKIPPED,
+    StepStatus.FAILED,
+    StepStatus.INCONCLUSIVE,
+    StepStatus.WAITING,
+    StepStatus.INTERRUPTED,
+    StepStatus.RUNNING,
+    StepStatus.PENDING,
 )
 """The order steps are counted in: what is done, what went wrong, what is left."""
 

@@ -17,23 +17,17 @@ off the rollback targets. Under policy.read_only nothing is written.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, Field
 
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import Thresholds
-from deploy_mcp.core.analysis import (
-    BASELINE_LATENCY_FLOOR_SHARE,
-    BASELINE_LATENCY_RATIO,
-    BASELINE_STANDARD_ERRORS,
-    judge,
-)
+from deploy_mcp.core.analysis import Baseline, baseline_findings, judge
 from deploy_mcp.core.recommend import lookup
-from deploy_mcp.core.records import DeploymentRecord, Phase, Status
+from deploy_mcp.core.records import DeploymentRecord, Phase, Status, VerdictOutcome
 from deploy_mcp.core.runner.base import RunnerError
 from deploy_mcp.core.runner.rollback import choose_target, crossing_blocker, current_deployment, lifted
 from deploy_mcp.core.target import MetricSnapshot, TargetError, TargetState
@@ -50,7 +44,6 @@ if TYPE_CHECKING:
     from deploy_mcp.core.platform import Platform
     from deploy_mcp.ledger.base import Ledger
 
-Verdict = Literal["pass", "warn", "fail"]
 CONTINUE = "continue: keep watching error rate and latency for the next 30 minutes"
 INVESTIGATE = "investigate for 5 minutes (logs, the numbers below)"
 _LOOKBACK = 50
@@ -71,7 +64,7 @@ class MetricCheck(BaseModel):
     source: str
     window_seconds: float
     version: str | None
-    phase: str
+    phase: Phase
     reason: str
     current: MetricSnapshot | None = None
     baseline: MetricSnapshot | None = Field(
@@ -88,7 +81,7 @@ class MetricCheck(BaseModel):
 class ValidationReport(BaseModel):
     service: str
     environment: str
-    verdict: Verdict
+    verdict: VerdictOutcome
     recommendation: str
     reasons: list[str]
     deployment_id: str | None = Field(description="the deployment asked about, else the current one here")
@@ -152,25 +145,28 @@ def validate(
     metrics = _metrics(app, service, environment, state.serving, version, prior, no_prior)
 
     reasons: list[str] = []
-    verdict: Verdict = "pass"
+    verdict = VerdictOutcome.PASS
     if not state.serving:
-        verdict, reasons = "fail", [f"nothing serves {service} in {environment}: the service is unavailable"]
+        verdict, reasons = (
+            VerdictOutcome.FAIL,
+            [f"nothing serves {service} in {environment}: the service is unavailable"],
+        )
     if not health.healthy:
-        verdict = "fail"
+        verdict = VerdictOutcome.FAIL
         reasons.append(f"health: {health.detail}")
     if smoke is not None and not smoke.passed:
-        verdict = "fail"
+        verdict = VerdictOutcome.FAIL
         reasons.append(f"smoke: {smoke.summary}")
     if metrics is not None:
-        if metrics.phase == Phase.FAILED.value:
-            verdict = "fail"
-        elif metrics.phase != Phase.SUCCESSFUL.value and verdict == "pass":
-            verdict = "warn"
-        if metrics.phase != Phase.SUCCESSFUL.value:
+        if metrics.phase is Phase.FAILED:
+            verdict = VerdictOutcome.FAIL
+        elif metrics.phase is not Phase.SUCCESSFUL and verdict is VerdictOutcome.PASS:
+            verdict = VerdictOutcome.WARN
+        if metrics.phase is not Phase.SUCCESSFUL:
             reasons.append(f"metrics: {metrics.reason}")
     if not reasons:
         reasons.append("all instances healthy, smoke tests pass, metrics within thresholds")
-    way_back = _way_back(ledger, current, svc.versions) if verdict != "pass" else _WayBack()
+    way_back = _way_back(ledger, current, svc.versions) if verdict is not VerdictOutcome.PASS else _WayBack()
     report = ValidationReport(
         service=service,
         environment=environment,
@@ -227,7 +223,9 @@ def _recorded_baseline(ledger: Ledger | None, current: DeploymentRecord | None) 
             break
         numbers = good.validation
         # "normal" is what a healthy release measured: numbers taken under a warning are not a baseline
-        if numbers.verdict != "warn" and (numbers.error_rate is not None or numbers.latency_p95_ms is not None):
+        if numbers.verdict != VerdictOutcome.WARN and (
+            numbers.error_rate is not None or numbers.latency_p95_ms is not None
+        ):
             return RecordedBaseline(
                 deployment_id=good.id,
                 version=good.version,
@@ -263,7 +261,7 @@ def _metrics(
             source="unavailable",
             window_seconds=window,
             version=version,
-            phase="Error",
+            phase=Phase.ERROR,
             reason=str(exc),
             baseline_used="none: the metric source failed",
         )
@@ -300,7 +298,7 @@ def _metrics(
         source=source.name,
         window_seconds=window,
         version=version,
-        phase=phase.value,
+        phase=phase,
         reason=f"{reason}; baseline: {used}",
         current=current,
         baseline=live,
@@ -312,31 +310,15 @@ def _metrics(
 def _against_recorded(
     current: MetricSnapshot, prior: RecordedBaseline, thresholds: Thresholds, version: str
 ) -> list[str]:
-    """The skill's 'error rate above normal' and 'latency > 2x normal', against recorded numbers.
-
-    The same margins as the live comparison (core.analysis), with the recorded rate taken as known: its sample
-    size was not recorded, so only the current sample's noise widens the margin.
-    """
-    findings: list[str] = []
-    where = f"the pre-deploy baseline of {prior.version} (validated in {prior.deployment_id})"
-    if prior.error_rate is not None:
-        normal = prior.error_rate
-        standard_error = math.sqrt(normal * (1 - normal) / max(1, current.requests))
-        margin = max(thresholds.error_rate.warn / 2, BASELINE_STANDARD_ERRORS * standard_error)
-        if current.error_rate - normal > margin:
-            findings.append(
-                f"error rate {_percent(current.error_rate)} over {current.requests} requests to {version} is above "
-                f"{where}, {_percent(normal)}, by more than {_percent(margin)}: investigate"
-            )
-    if prior.latency_p95_ms is not None and current.p95_ms is not None:
-        floor = BASELINE_LATENCY_FLOOR_SHARE * thresholds.latency_p95_ms.warn
-        slower = current.p95_ms - prior.latency_p95_ms
-        if current.p95_ms > BASELINE_LATENCY_RATIO * prior.latency_p95_ms and slower >= floor:
-            findings.append(
-                f"p95 latency {_ms(current.p95_ms)} of {version} is more than {BASELINE_LATENCY_RATIO:g}x "
-                f"{where}, {_ms(prior.latency_p95_ms)}: investigate"
-            )
-    return findings
+    """The skill's 'error rate above normal' and 'latency > 2x normal' against recorded numbers: the analysis's
+    own comparison (core.analysis.baseline_findings), with the recorded rate taken as known."""
+    baseline = Baseline(
+        whose="the pre-deploy baseline's",
+        error_rate=prior.error_rate,
+        p95_ms=prior.latency_p95_ms,
+        provenance=f" ({prior.version} as validated in {prior.deployment_id})",
+    )
+    return [sentence for _, sentence in baseline_findings(current, baseline, thresholds, version)]
 
 
 def _percent(rate: float | None) -> str:
@@ -376,26 +358,26 @@ def _irreversible(record: DeploymentRecord, releases: Mapping[str, ReleaseOverri
     return record.roll_forward_only and not lifted(record, releases)
 
 
-def _recommendation(verdict: Verdict, way: _WayBack) -> str:
-    if verdict == "pass":
+def _recommendation(verdict: VerdictOutcome, way: _WayBack) -> str:
+    if verdict is VerdictOutcome.PASS:
         return CONTINUE
     if way.blocker is not None:
         why = (
             f"do not roll the application back: {way.blocker.id} shipped {way.blocker.version} with a migration "
             "the older version cannot run against"
         )
-        if verdict == "fail":
+        if verdict is VerdictOutcome.FAIL:
             return (
                 f"fix forward now with a new release; {why} (a reversible migration is rolled back only after the "
                 "application)"
             )
         return f"{INVESTIGATE}, then fix forward with a new release if it does not recover; {why}"
     if way.missing is not None:
-        if verdict == "fail":
+        if verdict is VerdictOutcome.FAIL:
             return f"no rollback is possible ({way.missing}): restore service with a release known to work"
         return f"{INVESTIGATE}; if it does not recover, fix forward with a new release: {way.missing}"
     to = f" (to {way.version}, which passed validation in {way.proof})" if way.version else ""
-    if verdict == "fail":
+    if verdict is VerdictOutcome.FAIL:
         return f"roll back now{to}"
     return f"{INVESTIGATE}, then roll back{to} if it does not recover"
 
@@ -445,19 +427,19 @@ def _remember(app: App, candidate: DeploymentRecord, report: ValidationReport) -
     if record is None or now is None or now.id != record.id or record.status is not Status.SUCCEEDED:
         return False, f"not recorded on {candidate.id}: another deployment started while it was being validated"
     metrics = report.metrics
-    judged = metrics is not None and metrics.current is not None and metrics.phase not in ("Pending", "Error")
+    judged = metrics is not None and metrics.current is not None and metrics.phase not in (Phase.PENDING, Phase.ERROR)
     updates: dict[str, object] = {
         "health_check": "pass" if report.health.healthy else "fail",
         "smoke_tests": None if report.smoke is None else ("pass" if report.smoke.passed else "fail"),
-        "verdict": report.verdict,
+        "verdict": report.verdict.value,
         "checked_at": report.checked_at,
     }
     if judged and metrics is not None and metrics.current is not None:
         updates.update(error_rate=metrics.current.error_rate, latency_p95_ms=metrics.current.p95_ms)
     validation = record.validation.model_copy(update=updates)
-    if report.verdict == "fail":
+    if report.verdict is VerdictOutcome.FAIL:
         validation.passed = False
-    elif report.verdict == "pass":
+    elif report.verdict is VerdictOutcome.PASS:
         validation.passed = True
     ledger.update(record.id, validation=validation)
     ledger.append_event(record.id, "validated", f"validate: {report.verdict}; {'; '.join(report.reasons)}")

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from deploy_mcp.config.loader import Project
-from deploy_mcp.core.analysis import MetricsSource
+from deploy_mcp.core.analysis import MetricSource
 from deploy_mcp.core.plans import Plan
 from deploy_mcp.core.platform import Platform, RouterCapabilities
-from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Status, Step
+from deploy_mcp.core.records import Changes, DeploymentRecord, Enterprise, Status, Step, StepStatus
 from deploy_mcp.core.runner import control
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, RunnerError, default_holder, holder_is_gone, log
@@ -57,7 +57,7 @@ class Runner:
         project: Project,
         ledger: Ledger,
         platform: Platform | Callable[[str], Platform],
-        metrics: Callable[[str, str], MetricsSource] | None = None,
+        metrics: Callable[[str, str], MetricSource] | None = None,
         *,
         holder: str | None = None,
         lease_seconds: float | None = None,
@@ -89,7 +89,7 @@ class Runner:
     def holder(self) -> str:
         return self.ctx.holder
 
-    def _default_metrics(self, service: str, environment: str) -> MetricsSource:
+    def _default_metrics(self, service: str, environment: str) -> MetricSource:
         from deploy_mcp.signals.metrics import metric_source_for
 
         return metric_source_for(self.ctx.project.config, service, environment, self.ctx.platforms(service))
@@ -288,7 +288,7 @@ class Runner:
         record = self._steerable(deployment_id, "promote")
         if record.status is Status.IN_PROGRESS and record.current_step:
             step = record.steps[record.current_step - 1]
-            if step.name not in ("analyze", "pause") or step.status != "running":
+            if step.name not in ("analyze", "pause") or step.status != StepStatus.RUNNING:
                 raise RunnerError(
                     f"{deployment_id} is at step {step.index} ({step.name}), which cannot be skipped; promote "
                     "applies to a paused deployment, an analysis, or a timed pause"
@@ -384,7 +384,10 @@ class Runner:
         step = record.steps[record.current_step - 1] if record.current_step else None
         where = f"at step {step.index} ({step.name}: {step.detail})" if step else "before its first step"
         reason = f"the process driving it stopped {where}; resume it or roll it back"
-        steps = [s.model_copy(update={"status": "interrupted"}) if s.status == "running" else s for s in record.steps]
+        steps = [
+            s.model_copy(update={"status": StepStatus.INTERRUPTED}) if s.status == StepStatus.RUNNING else s
+            for s in record.steps
+        ]
         updated = self.ledger.update(record.id, status=Status.INTERRUPTED, reason=reason, steps=steps)
         self.ledger.append_event(record.id, "interrupted", reason, {"found_by": self.holder})
         return updated

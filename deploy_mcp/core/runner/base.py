@@ -22,7 +22,7 @@ from deploy_mcp.errors import UserError
 
 if TYPE_CHECKING:
     from deploy_mcp.config.loader import Project
-    from deploy_mcp.core.analysis import MetricsSource
+    from deploy_mcp.core.analysis import MetricSource
     from deploy_mcp.core.platform import Platform
     from deploy_mcp.core.records import DeploymentRecord
     from deploy_mcp.ledger import Ledger
@@ -102,7 +102,7 @@ class Context:
     project: Project
     ledger: Ledger
     platforms: Callable[[str], Platform]
-    metrics: Callable[[str, str], MetricsSource]
+    metrics: Callable[[str, str], MetricSource]
     holder: str
     lease_seconds: float
     ready_timeout: float

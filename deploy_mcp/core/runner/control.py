@@ -114,7 +114,7 @@ class Inbox:
             if event.kind != CONTROL_EVENT:
                 continue
             try:
-                action = ControlAction(event.data.get("action"))
+                action = ControlAction(str(event.data.get("action")))  # None and unknown names raise ValueError alike
             except ValueError:
                 continue
             self._queue.append(

@@ -22,9 +22,9 @@ from enum import Enum
 from typing import Any
 
 from deploy_mcp.config.schema import AnalysisMethod
-from deploy_mcp.core.analysis import Measurement, MetricsSource, run_analysis
+from deploy_mcp.core.analysis import Measurement, MetricSource, run_analysis
 from deploy_mcp.core.plans import CheckVia, PlanStep
-from deploy_mcp.core.records import DeploymentRecord, Phase, Status, Step, Validation, Verdict, utcnow
+from deploy_mcp.core.records import DeploymentRecord, Phase, Status, Step, StepStatus, Validation, Verdict, utcnow
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import Context, log, notify
 from deploy_mcp.core.runner.control import ControlAction, ControlRequest, Inbox
@@ -32,7 +32,7 @@ from deploy_mcp.core.runner.rollback import undo
 from deploy_mcp.core.sequential import run_sequential, sample_seconds
 from deploy_mcp.errors import UserError
 
-DONE_STEPS = frozenset({"succeeded", "promoted", "skipped"})
+DONE_STEPS = frozenset(status for status in StepStatus if status.done)
 ROLLBACK_STRATEGY = "rollback"
 
 
@@ -61,8 +61,8 @@ class _Closing(_Halt):
 
 
 class _Result(Enum):
-    DONE = "succeeded"
-    PROMOTED = "promoted"
+    DONE = StepStatus.SUCCEEDED
+    PROMOTED = StepStatus.PROMOTED
     RERUN = "rerun"
 
 
@@ -114,7 +114,7 @@ class Execution:
         self._on_exit = on_exit
         self._lost = False
         self._closing = False
-        self._source: MetricsSource | None = None
+        self._source: MetricSource | None = None
         self._unjudged_since: float | None = time.monotonic()
         """Since when the new version's traffic has gone unjudged: the sequential analysis counts it too. None
         right after a flag change: the version's error rate changed with it, so older traffic is not evidence."""
@@ -197,7 +197,7 @@ class Execution:
     def _run_step(self, step: PlanStep) -> None:
         while True:
             self._between_steps(step)
-            self._set_step(step, "running", started=True)
+            self._set_step(step, StepStatus.RUNNING, started=True)
             self._event("step_started", f"step {step.index}/{len(self.steps)} ({step.action}): {step.description}")
             self._progress(f"step {step.index}/{len(self.steps)}: {step.description}")
             try:
@@ -205,7 +205,7 @@ class Execution:
             except UserError as exc:
                 reason = f"step {step.index} ({step.action}) failed: {exc}"
                 self._verdict(step, Phase.FAILED, reason)
-                self._set_step(step, "failed", finished=True)
+                self._set_step(step, StepStatus.FAILED, finished=True)
                 raise _Failed(reason) from None
             if result is _Result.RERUN:
                 continue
@@ -223,7 +223,7 @@ class Execution:
                 self._hold(
                     f"paused by {request.by}" + (f": {request.reason}" if request.reason else ""),
                     step,
-                    "pending",
+                    StepStatus.PENDING,
                     request,
                 )
             else:
@@ -281,13 +281,13 @@ class Execution:
 
     def _failed_check(self, step: PlanStep, reason: str) -> str:
         self._verdict(step, Phase.FAILED, reason)
-        self._set_step(step, "failed", finished=True)
+        self._set_step(step, StepStatus.FAILED, finished=True)
         return reason
 
     def _pause_step(self, step: PlanStep) -> _Result:
         try:
             if step.seconds is None:
-                self._hold(step.description, step, "waiting")  # resume and promote both end a human's pause
+                self._hold(step.description, step, StepStatus.WAITING)  # resume and promote both end a human's pause
                 return _Result.DONE
             request = self._sleep(step.seconds)
             return self._interrupted_by(request, step)
@@ -352,10 +352,10 @@ class Execution:
         if outcome.phase is Phase.SUCCESSFUL:
             return _Result.DONE
         if outcome.phase is Phase.INCONCLUSIVE:
-            action = self._hold(outcome.reason, step, "inconclusive")
+            action = self._hold(outcome.reason, step, StepStatus.INCONCLUSIVE)
             self._unjudged_since = time.monotonic()
             return _Result.PROMOTED if action is ControlAction.PROMOTE else _Result.RERUN
-        self._set_step(step, "failed", finished=True)
+        self._set_step(step, StepStatus.FAILED, finished=True)
         raise _Failed(outcome.reason)
 
     def _interrupted_by(self, request: ControlRequest | None, step: PlanStep) -> _Result:
@@ -370,7 +370,7 @@ class Execution:
             return _Result.PROMOTED
         if request.action is ControlAction.PAUSE:
             reason = f"paused by {request.by}" + (f": {request.reason}" if request.reason else "")
-            action = self._hold(reason, step, "interrupted", request)
+            action = self._hold(reason, step, StepStatus.INTERRUPTED, request)
             return _Result.PROMOTED if action is ControlAction.PROMOTE else _Result.RERUN
         self.inbox.ack(request, "resume: not paused")
         return _Result.RERUN
@@ -405,7 +405,7 @@ class Execution:
         return None
 
     def _hold(
-        self, reason: str, step: PlanStep, step_status: str, cause: ControlRequest | None = None
+        self, reason: str, step: PlanStep, step_status: StepStatus, cause: ControlRequest | None = None
     ) -> ControlAction:
         """Status paused until resume or promote (returned); abort raises. The lock stays held meanwhile."""
         self._set_step(step, step_status)
@@ -444,7 +444,11 @@ class Execution:
         metrics: dict[str, Any] = verdict.metrics if verdict else {}
         if last is None:
             passed, summary = True, f"no analysis step; health and smoke passed ({checks.summary})"
-        elif self.record.steps[last.index - 1].status == "succeeded" and verdict and verdict.phase is Phase.SUCCESSFUL:
+        elif (
+            self.record.steps[last.index - 1].status == StepStatus.SUCCEEDED
+            and verdict
+            and verdict.phase is Phase.SUCCESSFUL
+        ):
             passed, summary = True, f"{verdict.phase.value}: {verdict.reason}"
         else:
             passed = False
@@ -531,7 +535,8 @@ class Execution:
         where = f"at step {current}" if current else "before its first step"
         reason = f"deploy-mcp stopped while driving it {where}; resume it or roll it back"
         steps = [
-            s.model_copy(update={"status": "interrupted"}) if s.status == "running" else s for s in self.record.steps
+            s.model_copy(update={"status": StepStatus.INTERRUPTED}) if s.status == StepStatus.RUNNING else s
+            for s in self.record.steps
         ]
         try:
             self._write(status=Status.INTERRUPTED, reason=reason, steps=steps)
@@ -567,7 +572,7 @@ class Execution:
         self._check_lost()
         self.ctx.ledger.append_event(self.id, kind, message, data)
 
-    def _set_step(self, step: PlanStep, status: str, *, started: bool = False, finished: bool = False) -> None:
+    def _set_step(self, step: PlanStep, status: StepStatus, *, started: bool = False, finished: bool = False) -> None:
         changes: dict[str, Any] = {"status": status}
         now: datetime = utcnow()
         if started:

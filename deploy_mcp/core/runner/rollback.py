@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from deploy_mcp.config.schema import ReleaseOverride
 from deploy_mcp.core.plans import CheckVia, PlanStep, check_version
 from deploy_mcp.core.platform import EXACT, RouterCapabilities
-from deploy_mcp.core.records import DeploymentRecord, Status
+from deploy_mcp.core.records import DeploymentRecord, Status, StepStatus
 from deploy_mcp.core.runner.actions import Actions
 from deploy_mcp.core.runner.base import RunnerError
 from deploy_mcp.core.target import TargetError, TargetState
@@ -33,7 +33,7 @@ def undo(actions: Actions, record: DeploymentRecord, full_size: int, say: Callab
     Every action is announced through ``say`` (which writes the event log) before it is taken.
     """
     stable, new = record.previous_version, record.version
-    flagged = [s for s in record.steps if s.name == "flag" and s.status != "pending"]
+    flagged = [s for s in record.steps if s.name == "flag" and s.status != StepStatus.PENDING]
     if flagged and actions.config.flag is not None:
         say(f"turn flag {actions.config.flag.name!r} off (0%)")
         actions.set_flag(0)

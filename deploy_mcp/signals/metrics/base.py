@@ -1,4 +1,4 @@
-"""What the analysis asks of any metric source, and the one error a source may raise.
+"""The one error a metric source may raise; what the analysis asks of a source is core.analysis.MetricSource.
 
 A source answers one question: what did each of these versions do over the last N seconds. Two rules make its
 answer safe to judge. A version that served nothing is an answer (zero requests, no latencies), never a missing
@@ -9,27 +9,15 @@ returning zeros instead would make an outage of Prometheus look like a healthy c
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
-
+from deploy_mcp.core.analysis import MetricSource
 from deploy_mcp.core.target import MetricSnapshot
 from deploy_mcp.errors import UserError
+
+__all__ = ["MetricSource", "MetricSourceError", "empty_snapshot"]
 
 
 class MetricSourceError(UserError):
     """The metric source could not answer; the message says what failed and where to fix it."""
-
-
-@runtime_checkable
-class MetricSource(Protocol):
-    """Per-version RED numbers for one service and environment."""
-
-    name: str
-
-    def snapshot(
-        self, service: str, environment: str, versions: list[str], window_seconds: float
-    ) -> dict[str, MetricSnapshot]:
-        """One MetricSnapshot per requested version; raises MetricSourceError when the source cannot answer."""
-        ...
 
 
 def empty_snapshot(version: str, window_seconds: float) -> MetricSnapshot:

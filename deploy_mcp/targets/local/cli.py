@@ -81,8 +81,7 @@ def stop(project: Project, service: str, environment: str | None = None) -> str:
     elif running:
         environments = running
     else:
-        configured = service in project.config.services
-        if not configured:
+        if service not in project.config.services:
             known = sorted({svc for svc, _ in target.environments()} | set(project.config.services))
             raise TargetError(
                 f"unknown service {service!r}; known services: {', '.join(known) or 'none'}",

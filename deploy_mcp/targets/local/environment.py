@@ -27,7 +27,9 @@ BASE_NAMES = ("PATH", "HOME", "LANG", "TZ")
 MARKER = "DEPLOY_MCP_LOCAL"
 
 
-class Role(StrEnum):
+class ProcessRole(StrEnum):
+    """Which local process a marker names (not a person's role on a team server: server.identities.Role)."""
+
     SUPERVISOR = "supervisor"
     INSTANCE = "instance"
 
@@ -38,7 +40,7 @@ def inherited(names: list[str] | tuple[str, ...] = (), source: Mapping[str, str]
     return {name: source[name] for name in (*BASE_NAMES, *names) if name in source}
 
 
-def marker(state_dir: Path, service: str, environment: str, role: Role) -> str:
+def marker(state_dir: Path, service: str, environment: str, role: ProcessRole) -> str:
     return json.dumps(
         {"state_dir": str(Path(state_dir).resolve()), "service": service, "environment": environment, "role": role},
         sort_keys=True,
@@ -48,7 +50,7 @@ def marker(state_dir: Path, service: str, environment: str, role: Role) -> str:
 def supervisor_environment(state_dir: Path, service: str, environment: str) -> dict[str, str]:
     """The supervisor imports deploy_mcp, so PYTHONPATH comes along when deploy-mcp runs from a source tree."""
     base = inherited(("PYTHONPATH",) if os.environ.get("PYTHONPATH") else ())
-    return {**base, "PYTHONUNBUFFERED": "1", MARKER: marker(state_dir, service, environment, Role.SUPERVISOR)}
+    return {**base, "PYTHONUNBUFFERED": "1", MARKER: marker(state_dir, service, environment, ProcessRole.SUPERVISOR)}
 
 
 def instance_environment(
@@ -81,7 +83,7 @@ class Found:
     state_dir: str
     service: str
     environment: str
-    role: Role
+    role: ProcessRole
 
 
 def _read_marker(pid: int) -> dict[str, str] | None:
@@ -131,7 +133,7 @@ def find(state_dir: Path, service: str | None = None, environment: str | None = 
         if ticks is None:
             continue
         try:
-            role = Role(data.get("role", ""))
+            role = ProcessRole(data.get("role", ""))
         except ValueError:
             continue
         yield Found(pid, ticks, wanted, str(data["service"]), str(data["environment"]), role)

@@ -39,7 +39,7 @@ from deploy_mcp.core.target import (
     VersionState,
 )
 from deploy_mcp.targets.local import state as files
-from deploy_mcp.targets.local.environment import Role, find, inherited, supervisor_environment
+from deploy_mcp.targets.local.environment import ProcessRole, find, inherited, supervisor_environment
 from deploy_mcp.targets.local.flags import FlagdFile
 from deploy_mcp.targets.local.traffic import LocalProber, LocalTrafficMetrics, LocalTrafficRouter
 
@@ -121,7 +121,9 @@ class LocalWorkload:
         Found by the marker in its environment; it rewrites a missing state file within a second (see the
         supervisor), so waiting for the file is all adopting takes, and the file again holds its port and token.
         """
-        if not any(found.role is Role.SUPERVISOR for found in find(paths.state_dir, paths.service, paths.environment)):
+        if not any(
+            found.role is ProcessRole.SUPERVISOR for found in find(paths.state_dir, paths.service, paths.environment)
+        ):
             return None
         deadline = time.monotonic() + ADOPT_TIMEOUT
         while time.monotonic() < deadline:
@@ -139,7 +141,7 @@ class LocalWorkload:
         """
         found = list(find(paths.state_dir, paths.service, paths.environment))
         stopped = []
-        supervisors = [f for f in found if f.role is Role.SUPERVISOR]
+        supervisors = [f for f in found if f.role is ProcessRole.SUPERVISOR]
         for supervisor in supervisors:
             files.kill_process(supervisor.pid, supervisor.ticks, signal.SIGTERM)
         deadline = time.monotonic() + self.kill_timeout + 5.0
@@ -148,7 +150,7 @@ class LocalWorkload:
         for supervisor in supervisors:
             files.kill_process(supervisor.pid, supervisor.ticks)
             stopped.append(f"supervisor (pid {supervisor.pid})")
-        for instance in (f for f in found if f.role is Role.INSTANCE):
+        for instance in (f for f in found if f.role is ProcessRole.INSTANCE):
             if files.alive(instance.pid, instance.ticks) or files.group_alive(instance.pid):
                 files.terminate_group(instance.pid, self.kill_timeout)
             stopped.append(f"instance (pid {instance.pid})")

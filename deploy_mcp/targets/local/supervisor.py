@@ -38,7 +38,7 @@ from deploy_mcp.core.target import (
     check_weights,
 )
 from deploy_mcp.targets.local import http1
-from deploy_mcp.targets.local.environment import Role, marker
+from deploy_mcp.targets.local.environment import ProcessRole, marker
 from deploy_mcp.targets.local.process import Instance, probe
 from deploy_mcp.targets.local.router import Router
 from deploy_mcp.targets.local.state import Paths, ensure_folder, remove_state, start_ticks, write_state
@@ -259,7 +259,7 @@ class Supervisor:
                 health_interval=self.health_interval,
                 on_change=self._notify,
                 base_env=version.inherited,
-                owner=marker(self.paths.state_dir, self.service, self.environment, Role.INSTANCE),
+                owner=marker(self.paths.state_dir, self.service, self.environment, ProcessRole.INSTANCE),
             )
             version.instances.append(instance)
             instance.start()
