@@ -365,8 +365,9 @@ def _first_deployment(ctx: _Context, steps: _Steps, *, route: bool) -> _Steps:
 
 
 def _native(ctx: _Context) -> bool:
-    """Kubernetes rolls and recreates with the Deployment's own strategy (what kubectl users expect to see)."""
-    return ctx.svc.target is TargetKind.KUBERNETES
+    """Kubernetes and ECS roll and recreate with the platform's own strategy (what their users expect to see): a
+    Deployment's RollingUpdate or Recreate, an ECS service's rolling update with its deployment circuit breaker."""
+    return ctx.svc.target in (TargetKind.KUBERNETES, TargetKind.ECS)
 
 
 def _native_rollout(ctx: _Context, recreate: bool) -> _Steps:
@@ -375,12 +376,32 @@ def _native_rollout(ctx: _Context, recreate: bool) -> _Steps:
     ``kubectl rollout undo`` does (the previous ReplicaSet's template back)."""
     steps = _Steps(ctx)
     new, old, total = ctx.version, ctx.old, ctx.replicas
+    source = f"replacing {old}" if old else "the first version"
+    if ctx.svc.target is TargetKind.ECS:
+        how = (
+            "every old task stops before a new one starts (minimumHealthyPercent 0, maximumPercent 100)"
+            if recreate
+            else f"rolling update (deploymentConfiguration from max_surge {ctx.env.max_surge}, "
+            f"max_unavailable {ctx.env.max_unavailable})"
+        )
+        steps.add(
+            "rollout",
+            f"Register {new}'s task definition and update the ECS service to it ({source}); ECS replaces the tasks "
+            f"with its own {how} and its deployment circuit breaker. Wait until the deployment's rolloutState is "
+            "COMPLETED; FAILED (the circuit breaker) fails the step.",
+            version=new,
+            replicas=total,
+        )
+        steps.analyze(
+            1.0,
+            f"Analyze {new} under all traffic; a failure updates the service back to the last good task definition.",
+        )
+        return steps
     how = (
         "Recreate: every old pod stops before a new one starts"
         if recreate
         else f"RollingUpdate: maxSurge {ctx.env.max_surge}, maxUnavailable {ctx.env.max_unavailable}"
     )
-    source = f"replacing {old}" if old else "the first version"
     steps.add(
         "rollout",
         f"Set the Deployment's template to {new} ({source}); Kubernetes rolls the pods with its own {how}. "
@@ -777,8 +798,11 @@ def _rollback(ctx: _Context, strategy: StrategyName) -> str:
     elif strategy in (StrategyName.RECREATE, StrategyName.ROLLING) and _native(ctx):
         downtime = ", with the same downtime" if strategy == StrategyName.RECREATE else ""
         sentence = (
-            f"kubectl rollout undo: the Deployment's template goes back to {old}'s ReplicaSet and Kubernetes rolls "
-            f"the pods back with the same strategy{downtime}."
+            f"The ECS service goes back to {old}'s task definition and ECS replaces the tasks with the same "
+            f"deployment settings{downtime}."
+            if ctx.svc.target is TargetKind.ECS
+            else f"kubectl rollout undo: the Deployment's template goes back to {old}'s ReplicaSet and Kubernetes "
+            f"rolls the pods back with the same strategy{downtime}."
         )
     elif strategy == StrategyName.RECREATE:
         sentence = f"Recreate again with {old}: stop {new} and start {old}, with the same downtime."
