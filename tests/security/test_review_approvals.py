@@ -12,8 +12,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
-from test_identities_http import PRODUCTION, TeamServer, approve_on_server, call, team, text
+from test_identities_http import PRODUCTION, TeamServer, approvals_of, approve_on_server, call, team, text
 
 from deploy_mcp.app import App
 from deploy_mcp.core.records import Status
@@ -68,3 +69,21 @@ async def test_an_approval_of_a_deployment_lets_one_action_through_not_every_lat
             stopped = await call(team, "alice", "abort", {"deployment_id": deployment, "reason": "end of the test"})
             assert not stopped.is_error, text(stopped)
             wait_for(ledger, deployment, Status.ABORTED, Status.ROLLED_BACK, Status.FAILED)
+
+
+@pytest.mark.parametrize("expires_in", ["1e300", "Infinity"])
+def test_an_approval_that_would_outlive_every_date_is_refused_naming_the_field(
+    team: TeamServer, expires_in: str
+) -> None:
+    """It was a 500 with a traceback on the server's log (OverflowError in the date arithmetic)."""
+    fields = '"change_id": "CHG-LONG", "service": "hello", "environment": "production"'
+    body = f'{{{fields}, "expires_in": {expires_in}}}'  # written out: json.dumps would not write 1e300 as such
+    response = httpx.post(
+        team.url.removesuffix("/mcp") + "/approvals",
+        content=body,
+        headers={"Authorization": f"Bearer {team.tokens['alice']}", "content-type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 400, response.text
+    assert "expires_in" in response.json()["error_description"]
+    assert approvals_of(team, "CHG-LONG") == []
