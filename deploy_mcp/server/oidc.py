@@ -84,7 +84,7 @@ class OidcVerifier:
         except (jwt.PyJWTError, UserError):
             return None
         role = highest_role(claims.get(self.settings.role_claim))
-        name = next((str(claims[c]) for c in NAME_CLAIMS if isinstance(claims.get(c), str) and claims[c]), None)
+        name = identity_name(claims)
         if role is None or name is None:
             return None
         expires = claims.get("exp")
@@ -101,6 +101,19 @@ class OidcVerifier:
             return None
         identity, expires_at = found
         return access_token(token, identity, expires_at)
+
+
+def identity_name(claims: dict[str, Any]) -> str | None:
+    """The name records give the caller. An ``email`` counts only when the issuer verified it
+    (``email_verified``): many issuers let a user type any address, and the name is what records and the
+    self-approval check compare."""
+    for claim in NAME_CLAIMS:
+        value = claims.get(claim)
+        if claim == "email" and claims.get("email_verified") is not True:
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def check_issuer(issuer: str) -> None:

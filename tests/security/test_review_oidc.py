@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
-from shell_agent import agent_env, hello_project
+from shell_agent import agent_env, agent_shell, hello_project
 from test_identities_http import add_token
 from test_identities_oidc import Issuer, Server, issuer, new_key, server
 
@@ -173,3 +173,19 @@ def wait_for_health(port: int, process: subprocess.Popen[bytes]) -> None:
         except httpx.TransportError:
             assert time.monotonic() < deadline, "the server did not start"
             time.sleep(0.1)
+
+
+def test_an_unverified_email_does_not_name_the_caller(server: Server, issuer: Issuer) -> None:
+    """Without preferred_username the name came from ``email``, which many issuers let a user set to anything:
+    a releaser typing a colleague's address was recorded as that colleague. Only a verified email names anyone."""
+    command = f"deploy-mcp approve CHG-E{{n}} --service hello --environment production --server {server.url}"
+    typed = issuer.token(server.url, "releaser", name="x", preferred_username=None, email="alice@example.com")
+    approved = agent_shell(command.format(n=1), server.project, {"DEPLOY_MCP_TOKEN": typed})
+    assert approved.returncode == 0, approved.stderr
+    assert "by oidc:user-x" in approved.stdout and "alice@example.com" not in approved.stdout
+    verified = issuer.token(
+        server.url, "releaser", name="y", preferred_username=None, email="bob@example.com", email_verified=True
+    )
+    approved = agent_shell(command.format(n=2), server.project, {"DEPLOY_MCP_TOKEN": verified})
+    assert approved.returncode == 0, approved.stderr
+    assert "by oidc:bob@example.com" in approved.stdout
