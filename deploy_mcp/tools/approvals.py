@@ -91,7 +91,7 @@ def describe_approval(approval: Approval) -> str:
     )
     which = f"version {approval.version} of {approval.service}" if approval.version else approval.service
     once = (
-        f"; it covers actions on {approval.change_id} only"
+        f"; it covers actions on {approval.change_id} only, and lets one of them through in place of a person"
         if parse_id(approval.change_id)
         else "; one deployment can start under it"
     )
