@@ -72,13 +72,14 @@ def _approve(args: argparse.Namespace) -> int:
 def _approve_on_server(args: argparse.Namespace) -> int:
     import httpx
 
-    from deploy_mcp.server.http import resolve_token
+    from deploy_mcp.server.http import require_private_transport, resolve_token
 
     if args.approved_by:
         raise UserError("--approved-by: not with --server; the server records the identity your token belongs to")
     token = resolve_token(args.token_file)
     if token is None:
         raise UserError("--server: needs your own bearer token: set $DEPLOY_MCP_TOKEN or pass --token-file FILE")
+    require_private_transport(args.server, "--server")
     base = args.server.rstrip("/").removesuffix("/mcp")
     body: dict[str, object] = {
         "change_id": args.change_id,

@@ -153,3 +153,27 @@ def redact_output(text: str, secrets: Iterable[str] = ()) -> str:
         lambda m: f"{m['name']}{m['sep']}{_masked(m['value'])}" if _SECRET_KEY.search(m["name"]) else m[0], text
     )
     return _mask_text(text)
+
+
+def service_secrets(service: Any) -> list[str]:
+    """The values a service's answers may echo that are its own secrets: its env (every version's too) and what it
+    inherits from deploy-mcp's environment (``inherit_env``). ``service``: a config ``Service``."""
+    import os
+
+    values = [*service.env.values()]
+    for override in service.versions.values():
+        values.extend(override.env.values())
+    values.extend(os.environ[name] for name in service.inherit_env if name in os.environ)
+    return values
+
+
+def redact_strings(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """``value`` (a dict, list or text, as a model dumps) with every text passed through `redact_output`."""
+    secrets = list(secrets)
+    if isinstance(value, str):
+        return redact_output(value, secrets)
+    if isinstance(value, dict):
+        return {key: redact_strings(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_strings(item, secrets) for item in value]
+    return value

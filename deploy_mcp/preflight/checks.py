@@ -456,7 +456,12 @@ def tests_passed(facts: Facts) -> CheckResult:
     unrecorded = "not a git checkout" if git.problem is not None or git.head is None else "uncommitted changes"
     state_dir = facts.app.project.state_dir
     if facts.config.policy.read_only:
-        return _recorded_tests_only(facts, name, command, commit, state_dir)
+        return _recorded_tests_only(facts, name, command, commit, state_dir, "read-only session (policy.read_only)")
+    from deploy_mcp.server.identities import CALLER, Role
+
+    caller = CALLER.get()
+    if caller is not None and caller.role is Role.VIEWER:  # a viewer changes nothing and runs nothing
+        return _recorded_tests_only(facts, name, command, commit, state_dir, f"{caller.label} has the viewer role")
     run = testruns.recorded(state_dir, commit, command) if commit else None
     reused = run is not None
     if run is None:
@@ -477,20 +482,20 @@ def tests_passed(facts: Facts) -> CheckResult:
 
 
 def _recorded_tests_only(
-    facts: Facts, name: str, command: list[str], commit: str | None, state_dir: Path
+    facts: Facts, name: str, command: list[str], commit: str | None, state_dir: Path, why: str
 ) -> CheckResult:
-    """A read-only session executes nothing, not even the test command: it reports the run recorded for this
-    commit, else the last one recorded, and says which."""
+    """A read-only session, or a viewer, executes nothing, not even the test command: it reports the run recorded
+    for this commit, else the last one recorded, and says which. ``why``: which of the two, for the evidence."""
     from deploy_mcp.preflight import testruns
 
     run = (testruns.recorded(state_dir, commit, command) if commit else None) or testruns.latest(state_dir, command)
-    ran = f"`{' '.join(command)}`"
+    ran = f"`{' '.join(mask_command(command) or [])}`"
     if run is None:
         return _result(
             facts,
             name,
             False,
-            f"read-only session (policy.read_only): {ran} was not run, and no run of it is recorded",
+            f"{why}: {ran} was not run, and no run of it is recorded",
             f"run {ran} where changes are allowed (a preflight there records the result), then check again",
         )
     where = "this commit" if run.commit and run.commit == commit else f"commit {(run.commit or 'unknown')[:12]}"
@@ -499,7 +504,7 @@ def _recorded_tests_only(
         facts,
         name,
         run.passed,
-        f"read-only session (policy.read_only): {ran} was not run; the last recorded run, on {where} at "
+        f"{why}: {ran} was not run; the last recorded run, on {where} at "
         f"{run.finished_at:%Y-%m-%d %H:%M} UTC, {outcome}",
         f"make {ran} pass and record a run where changes are allowed",
     )

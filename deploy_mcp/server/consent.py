@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import AcceptedElicitation, Elicit, ElicitationResult, Resolve
@@ -159,13 +160,22 @@ def make_consent_resolvers(app: App | None = None) -> ConsentResolvers:
         subject.__qualname__ = subject.__name__ = f"{action}_subject"
         return subject
 
+    def spend(ctx: Context, subject: Subject, approval: Approval) -> bool:
+        """Spend an approval of a deployment id on the one action it lets through (a deploy spends its change's
+        approval when the deployment starts: tools/approvals.claim_for_deploy). False: another call spent it."""
+        if subject.action == "deploy":
+            return True
+        ledger = project(ctx).existing_ledger()
+        used_by = subject.approval_key or subject.service
+        return ledger is not None and ledger.use_approval(approval.id, used_by) is not None
+
     return ConsentResolvers(
-        deploy=_gate("deploy", deploy_subject),
-        rollback=_gate("rollback", rollback_subject),
-        promote=_gate("promote", on_deployment("promote")),
-        resume=_gate("resume", on_deployment("resume")),
-        abort=_gate("abort", on_deployment("abort")),
-        pause=_gate("pause", on_deployment("pause")),
+        deploy=_gate("deploy", deploy_subject, spend),
+        rollback=_gate("rollback", rollback_subject, spend),
+        promote=_gate("promote", on_deployment("promote"), spend),
+        resume=_gate("resume", on_deployment("resume"), spend),
+        abort=_gate("abort", on_deployment("abort"), spend),
+        pause=_gate("pause", on_deployment("pause"), spend),
     )
 
 
@@ -201,8 +211,24 @@ def client_can_ask(ctx: Context) -> bool:
     return modern or bool(can_send)
 
 
-def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., Any]:
-    """The ask-then-settle pair for one action; the returned resolver is what the tool annotates."""
+def _gate(
+    action: Action, subject_fn: Callable[..., Subject], spend: Callable[[Context, Subject, Approval], bool]
+) -> Callable[..., Any]:
+    """The ask-then-settle pair for one action; the returned resolver is what the tool annotates.
+
+    An approval that stands in for the person is spent on the call it lets through (``spend``): one approval, one
+    action, so an approval to resume a paused rollout does not also promote it when it pauses again.
+    """
+
+    async def by_approval(
+        ctx: Context, subject: Subject, counted: Approval, decision: PolicyDecision, approved: dict[str, Any]
+    ) -> Consent:
+        if not await anyio.to_thread.run_sync(lambda: spend(ctx, subject, counted)):
+            raise ToolError(
+                f"Not done: {subject.headline}. The approval of {counted.change_id} by {counted.approved_by} was "
+                "just used by another call: an approval lets one action through. A releaser approves again."
+            )
+        return _by_approval(subject, counted, decision, approved)
 
     async def ask(subject: Annotated[Subject, Resolve(subject_fn)], ctx: Context) -> Elicit[Confirmation] | Consent:
         decision = subject.decision
@@ -217,13 +243,13 @@ def _gate(action: Action, subject_fn: Callable[..., Subject]) -> Callable[..., A
         if identity is not None and identity.role is Role.DEPLOYER and decision.production:
             if counted is None:
                 raise ToolError(_deployer_in_production(subject, identity))
-            return _by_approval(subject, counted, decision, approved)
+            return await by_approval(ctx, subject, counted, decision, approved)
         if not decision.needs_confirmation:
             return Consent(given=True, by="not-needed", detail=_why_not_needed(subject), decision=decision, **approved)
         if client_can_ask(ctx):
             return Elicit(subject.question, Confirmation)
         if counted is not None:
-            return _by_approval(subject, counted, decision, approved)
+            return await by_approval(ctx, subject, counted, decision, approved)
         raise ToolError(_cannot_ask(subject, identity))
 
     async def settle(

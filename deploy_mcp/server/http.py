@@ -33,6 +33,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def require_private_transport(url: str, option: str) -> None:
+    """A bearer token goes to ``url`` only over https, or plain http on this machine: a releaser's token sent in
+    clear over a network is a production credential for whoever listens on the way."""
+    from urllib.parse import urlsplit
+
+    from deploy_mcp.errors import UserError
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return
+    raise UserError(
+        f"{option}: {url!r}: give the server's https URL (plain http only on a loopback address, such as "
+        "http://127.0.0.1:8765); your token would cross the network in clear. Put TLS in front of the server."
+    )
+
+
 def resolve_token(token_file: str | None) -> str | None:
     """The bearer token from --token-file, else from $DEPLOY_MCP_TOKEN."""
     if token_file:

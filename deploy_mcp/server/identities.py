@@ -18,12 +18,12 @@ refuses such labels, so an approval carrying one was recorded by a server for a 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import sys
 import tempfile
 import tomllib
 from contextvars import ContextVar
@@ -147,13 +147,29 @@ class TokenFile:
         self._stamp = (stat.st_mtime_ns, stat.st_size)
 
     def _refresh(self) -> None:
+        """Follow the file. A file gone (deleted to lock everyone out) or that no longer parses (a revoking edit
+        with a typo) lets nobody in until it is readable again: keeping the identities read before would keep the
+        revoked ones too. Said once per change on the server's log, naming the file."""
         try:
             stat = self.path.stat()
-        except OSError:
-            return  # keep the identities last read; a missing file is reported at the next start
+        except OSError as exc:
+            self._refuse_all(None, f"cannot read it: {exc.strerror}")
+            return
         if (stat.st_mtime_ns, stat.st_size) != self._stamp:
-            with contextlib.suppress(UserError):  # a hand edit that does not parse: keep the last good list
+            try:
                 self._load()
+            except UserError as exc:
+                self._refuse_all((stat.st_mtime_ns, stat.st_size), str(exc))
+
+    def _refuse_all(self, stamp: tuple[int, int] | None, why: str) -> None:
+        if self._entries or stamp != self._stamp:
+            print(
+                f"deploy-mcp: token file {self.path}: {why.removeprefix(f'token file {self.path}: ')}; "
+                "every token is refused until it is readable",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._entries, self._stamp = (), stamp
 
     def verify(self, token: str) -> Identity | None:
         """The identity holding ``token``, or None. Every entry is compared, in constant time each."""

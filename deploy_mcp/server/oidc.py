@@ -10,6 +10,7 @@ sets (``roles`` by default: a string or a list; the highest of viewer < deployer
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ from deploy_mcp.server.identities import Identity, Role
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]
 _RANK = {Role.VIEWER: 0, Role.DEPLOYER: 1, Role.RELEASER: 2}
 NAME_CLAIMS = ("preferred_username", "email", "sub")
+VERIFY_THREADS = 4
+"""Threads that may verify OIDC tokens at once; the tools' own worker threads are never spent on it."""
+DISCOVERY_RETRY_SECONDS = 30.0
+"""After the issuer's discovery document could not be read, how long tokens are refused without asking again."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +46,20 @@ class OidcVerifier:
         self.settings = settings
         self._jwks: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
+        self._retry_at = 0.0  # after a failed discovery, when to ask the issuer again
+        self._limiter: anyio.CapacityLimiter | None = None
 
     def _keys(self) -> jwt.PyJWKClient:
         with self._lock:
             if self._jwks is None:
                 discovery = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+                if time.monotonic() < self._retry_at:
+                    raise UserError(f"--oidc-issuer: {discovery} did not answer; asking again shortly")
                 try:
                     document = httpx.get(discovery, timeout=10.0).raise_for_status().json()
                     jwks_uri = document["jwks_uri"]
                 except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+                    self._retry_at = time.monotonic() + DISCOVERY_RETRY_SECONDS
                     raise UserError(f"--oidc-issuer: cannot read {discovery}: {exc}") from None
                 self._jwks = jwt.PyJWKClient(jwks_uri, cache_keys=True, lifespan=300, timeout=10)
             return self._jwks
@@ -74,18 +84,36 @@ class OidcVerifier:
         except (jwt.PyJWTError, UserError):
             return None
         role = highest_role(claims.get(self.settings.role_claim))
-        name = next((str(claims[c]) for c in NAME_CLAIMS if isinstance(claims.get(c), str) and claims[c]), None)
+        name = identity_name(claims)
         if role is None or name is None:
             return None
         expires = claims.get("exp")
         return Identity(name=name, role=role, source="oidc"), int(expires) if isinstance(expires, int) else None
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        found = await anyio.to_thread.run_sync(lambda: self.identity(token))
+        # Verifying may wait on the issuer (discovery, JWKS) for up to its timeout. On threads of its own, so that
+        # requests with JWT-shaped garbage while the issuer is slow or down (anyone can send them, no token needed)
+        # queue here instead of taking every worker thread the tools run on.
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(VERIFY_THREADS)
+        found = await anyio.to_thread.run_sync(lambda: self.identity(token), limiter=self._limiter)
         if found is None:
             return None
         identity, expires_at = found
         return access_token(token, identity, expires_at)
+
+
+def identity_name(claims: dict[str, Any]) -> str | None:
+    """The name records give the caller. An ``email`` counts only when the issuer verified it
+    (``email_verified``): many issuers let a user type any address, and the name is what records and the
+    self-approval check compare."""
+    for claim in NAME_CLAIMS:
+        value = claims.get(claim)
+        if claim == "email" and claims.get("email_verified") is not True:
+            continue
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def check_issuer(issuer: str) -> None:

@@ -21,6 +21,8 @@ from deploy_mcp.ledger.base import PROVISIONAL_CLAIM_LEASE, Approval, Ledger
 from deploy_mcp.ledger.ids import parse_id
 from deploy_mcp.server.identities import is_identity_label
 
+MAX_EXPIRES_IN = 10 * 366 * 24 * 3600.0
+"""The longest an approval may hold, in seconds; beyond a date's range the ledger could not even write it."""
 SCAN_LIMIT = 1000
 """Records read per environment when looking for a success or a rehearsed rollback: years of deployments for
 one service, and a bound on the work a call can cause."""
@@ -67,6 +69,10 @@ def approve(
     if expires_in is not None:
         if not expires_in > 0:
             raise UserError(f"--expires-in: must be more than 0 seconds (got {expires_in!r}); omit it for no expiry")
+        if not expires_in <= MAX_EXPIRES_IN:  # also infinity, which no date can hold
+            raise UserError(
+                f"--expires-in (expires_in): at most {MAX_EXPIRES_IN:.0f} seconds (10 years; got {expires_in!r})"
+            )
         expires_at = datetime.now(UTC) + timedelta(seconds=expires_in)
     only = None
     if version is not None:
@@ -85,7 +91,7 @@ def describe_approval(approval: Approval) -> str:
     )
     which = f"version {approval.version} of {approval.service}" if approval.version else approval.service
     once = (
-        f"; it covers actions on {approval.change_id} only"
+        f"; it covers actions on {approval.change_id} only, and lets one of them through in place of a person"
         if parse_id(approval.change_id)
         else "; one deployment can start under it"
     )

@@ -141,12 +141,19 @@ def _text_field(document: Any, name: str, *, numbers: bool) -> str | None:
         return None
     value = document.get(name)
     if isinstance(value, str) or (numbers and isinstance(value, int | float) and not isinstance(value, bool)):
-        return str(value)
+        from deploy_mcp.core.masking import redact_output
+
+        return redact_output(str(value))
     return None
 
 
 def _excerpt(response: httpx.Response) -> str:
-    text = response.content[:BODY_EXCERPT].decode("utf-8", "replace").strip()
+    """The start of an error answer, secret shapes masked: an error page may print the service's configuration,
+    and the excerpt becomes a deployment's reason. The service's own env values are masked by the caller, which
+    knows them (core/runner/actions.py, tools/validation.py)."""
+    from deploy_mcp.core.masking import redact_output
+
+    text = redact_output(response.content[:BODY_EXCERPT].decode("utf-8", "replace").strip())
     return f": {text}" if text else ""
 
 

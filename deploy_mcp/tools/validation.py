@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from deploy_mcp.app import App
 from deploy_mcp.config.schema import Thresholds
 from deploy_mcp.core.analysis import Baseline, baseline_findings, judge
+from deploy_mcp.core.masking import redact_strings, service_secrets
 from deploy_mcp.core.recommend import lookup
 from deploy_mcp.core.records import DeploymentRecord, Phase, Status, VerdictOutcome
 from deploy_mcp.core.runner.base import RunnerError
@@ -180,6 +181,9 @@ def validate(
         metrics=metrics,
         checked_at=datetime.now(UTC),
     )
+    # What the service answered may echo its env (an error page printing its configuration): mask it before the
+    # verdict is shown or recorded.
+    report = ValidationReport.model_validate(redact_strings(report.model_dump(), service_secrets(svc)))
     candidate, note = _where_to_record(app, asked, current, state)
     if candidate is not None:
         report.recorded, note = _remember(app, candidate, report)

@@ -221,12 +221,12 @@ class Actions:
     def check_version(self, version: str) -> Checks:
         """Health and smoke straight against one version (its preview), before it takes traffic."""
         with self.platform.prober.http_client(self.service, self.environment, version) as client:
-            return self._check_through(client)
+            return self._redacted(self._check_through(client))
 
     def check_service(self) -> Checks:
         """Health and smoke as users reach the service."""
         with self.platform.prober.http_client(self.service, self.environment) as client:
-            return self._check_through(client)
+            return self._redacted(self._check_through(client))
 
     def check_instances(self, version: str) -> Checks:
         """Without a preview: every instance of ``version`` probed by the platform; the smoke tests cannot reach
@@ -238,7 +238,15 @@ class Actions:
             "not run against this version alone: the platform has no preview, so they run through the service "
             "once it takes traffic"
         )
-        return Checks(passed=summary.healthy, health=summary.detail, smoke=smoke)
+        return self._redacted(Checks(passed=summary.healthy, health=summary.detail, smoke=smoke))
+
+    def _redacted(self, checks: Checks) -> Checks:
+        """The checks as they may be recorded: an answer that echoes the service's env (an error page printing its
+        configuration) must not carry it into the deployment's reason, its events and the ledger."""
+        from deploy_mcp.core.masking import redact_output, service_secrets
+
+        secrets = service_secrets(self.config)
+        return Checks(checks.passed, redact_output(checks.health, secrets), redact_output(checks.smoke, secrets))
 
     def _check_through(self, client: httpx.Client) -> Checks:
         from deploy_mcp.signals.health import check_health

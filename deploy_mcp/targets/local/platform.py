@@ -416,7 +416,10 @@ class LocalWorkload:
                 current = self._report_dead(service, environment)
             stopped = [f"{i.id} (pid {i.pid})" for v in current.versions for i in v.instances if i.pid]
             self._shutdown(service, environment, client, drain_timeout)
-            return [*stopped, f"router on {current.endpoint or 'its port'}"]
+            # What an instance started in a session of its own (setsid, a daemonizing worker) left its process
+            # group, so the shutdown missed it; it still carries the marker.
+            left = self._stop_unrecorded(paths)
+            return [*stopped, f"router on {current.endpoint or 'its port'}", *(f"left behind: {x}" for x in left)]
 
     def _shutdown(self, service: str, environment: str, client: _Control, drain_timeout: float) -> None:
         paths = self._paths(service, environment)
