@@ -369,8 +369,8 @@ def test_credentials_never_reach_a_record_or_an_answer(shop: Shop) -> None:
 # -- a real account, when asked for ----------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    os.environ.get("DEPLOY_MCP_TEST_AWS") != "1" or not os.environ.get("DEPLOY_MCP_TEST_AWS_CONFIG"),
+@pytest.mark.opt_in(
+    enabled=os.environ.get("DEPLOY_MCP_TEST_AWS") == "1" and bool(os.environ.get("DEPLOY_MCP_TEST_AWS_CONFIG")),
     reason="opt-in: set DEPLOY_MCP_TEST_AWS=1, AWS credentials (the standard chain) and DEPLOY_MCP_TEST_AWS_CONFIG "
     "(a deploy.toml whose service 'web' has an environment 'test' on ECS with its listener and target groups)",
 )

@@ -461,8 +461,8 @@ async def test_a_namespace_outside_allowed_namespaces_is_refused_with_nothing_cr
 # -- a real cluster, when asked for --------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    not (os.environ.get("DEPLOY_MCP_TEST_K8S") == "1" and os.environ.get("KUBECONFIG")),
+@pytest.mark.opt_in(
+    enabled=os.environ.get("DEPLOY_MCP_TEST_K8S") == "1" and bool(os.environ.get("KUBECONFIG")),
     reason="opt-in: set DEPLOY_MCP_TEST_K8S=1 and KUBECONFIG to run against a real cluster",
 )
 def test_the_driver_on_a_real_cluster(tmp_path: Path) -> None:
