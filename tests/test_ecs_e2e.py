@@ -398,3 +398,15 @@ def test_the_driver_on_a_real_account() -> None:
             except Exception as exc:  # cleanup: report, go on
                 print(f"cleanup of {version}: {exc}")
         platform.close()
+
+
+async def test_a_rolling_release_that_crashes_is_rolled_back_by_the_circuit_breaker_and_recorded(shop: Shop) -> None:
+    """ECS's own rolling deployment: the circuit breaker's rollback is our rollback, in the record and on ECS."""
+    lane = shop.lane("rolling")
+    old = serving(shop, lane)
+    shipped = await ship(shop, lane, CRASH)
+    record = shipped.record
+    assert record["status"] == "rolled_back", record
+    assert "circuit breaker" in record["reason"], record["reason"]
+    assert shipped.load.failures == 0, shipped.load.summary()
+    assert serving(shop, lane) == old
