@@ -92,7 +92,7 @@ def records(count: int, seed: int = 7) -> Iterator[tuple[DeploymentRecord, list[
                 name=name,
                 detail=f"{name} {version}",
                 weight=25 * (i // 2 + 1) if "weights" in name else None,
-                status="done",
+                status="succeeded",
                 started_at=moment,
                 finished_at=moment + timedelta(seconds=20),
             )
