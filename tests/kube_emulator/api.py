@@ -284,7 +284,7 @@ class Handler(BaseHTTPRequestHandler):
     def _collection(self, method: str, kind: Kind, namespace: str | None, query: dict[str, str]) -> None:
         store = self.server.cluster.store
         if method == "GET":
-            if query.get("watch") in ("true", "1"):
+            if query.get("watch") in ("1", "t", "T", "true", "TRUE", "True"):  # Go strconv.ParseBool, as the API server
                 self._watch(kind, namespace, query)
                 return
             with store.lock:
