@@ -300,3 +300,30 @@ def as_status(value: Status | str | None) -> Status | None:
     except ValueError:
         allowed = ", ".join(status.value for status in Status)
         raise LedgerError(f"status: {value!r} is not one of {allowed}") from None
+
+
+def validate_record(data: dict[str, Any], what: str) -> DeploymentRecord:
+    """A record from caller data; a mismatch is a LedgerError naming ``what``, shared so both backends word it alike."""
+    try:
+        return DeploymentRecord.model_validate(data)
+    except ValidationError as exc:
+        raise LedgerError(f"{what}: {describe_validation(exc)}") from None
+
+
+def decode_record(text: str) -> DeploymentRecord:
+    """A stored record; one this model cannot read was most likely written by a newer deploy-mcp."""
+    try:
+        return DeploymentRecord.model_validate_json(text)
+    except ValidationError as exc:
+        raise LedgerError(
+            f"a stored record does not match this deploy-mcp's record model ({describe_validation(exc)}); "
+            "it was probably written by a newer deploy-mcp: upgrade deploy-mcp"
+        ) from None
+
+
+def require_lock_args(holder: str, lease_seconds: float) -> None:
+    """The lock arguments every backend refuses the same way before touching storage."""
+    if not isinstance(holder, str) or not holder.strip():
+        raise LedgerError(f"holder: must be non-empty text naming the process, e.g. 'pid:host:uuid' (got {holder!r})")
+    if not lease_seconds > 0:
+        raise LedgerError(f"lease_seconds: must be more than 0 (got {lease_seconds!r})")

@@ -45,6 +45,15 @@ from deploy_mcp.ledger.base import (
     as_status,
     describe_validation,
 )
+from deploy_mcp.ledger.base import (
+    decode_record as _decode,
+)
+from deploy_mcp.ledger.base import (
+    require_lock_args as _require_lock_args,
+)
+from deploy_mcp.ledger.base import (
+    validate_record as _validate,
+)
 from deploy_mcp.ledger.dsn import INSTALL_HINT, LedgerUrl
 from deploy_mcp.ledger.feed import Subscribers
 from deploy_mcp.ledger.ids import format_id, id_day, parse_id
@@ -676,23 +685,6 @@ def _unclaimed_params(now: datetime) -> tuple[str, datetime]:
     return PROVISIONAL_CLAIM_PREFIX, _stale_before(now)
 
 
-def _validate(data: dict[str, Any], what: str) -> DeploymentRecord:
-    try:
-        return DeploymentRecord.model_validate(data)
-    except ValidationError as exc:
-        raise LedgerError(f"{what}: {describe_validation(exc)}") from None
-
-
-def _decode(text: str) -> DeploymentRecord:
-    try:
-        return DeploymentRecord.model_validate_json(text)
-    except ValidationError as exc:
-        raise LedgerError(
-            f"a stored record does not match this deploy-mcp's record model ({describe_validation(exc)}); "
-            "it was probably written by a newer deploy-mcp: upgrade deploy-mcp"
-        ) from None
-
-
 def _columns(record: DeploymentRecord) -> tuple[str, str, str, str, datetime, str]:
     return (
         record.service,
@@ -702,13 +694,6 @@ def _columns(record: DeploymentRecord) -> tuple[str, str, str, str, datetime, st
         _aware(record.deployed_at),
         record.model_dump_json(),
     )
-
-
-def _require_lock_args(holder: str, lease_seconds: float) -> None:
-    if not isinstance(holder, str) or not holder.strip():
-        raise LedgerError(f"holder: must be non-empty text naming the process, e.g. 'pid:host:uuid' (got {holder!r})")
-    if not lease_seconds > 0:
-        raise LedgerError(f"lease_seconds: must be more than 0 (got {lease_seconds!r})")
 
 
 def _lock_state(acquired: bool, service: str, environment: str, row: tuple[Any, ...]) -> LockState:

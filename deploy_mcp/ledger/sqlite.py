@@ -44,6 +44,15 @@ from deploy_mcp.ledger.base import (
     as_status,
     describe_validation,
 )
+from deploy_mcp.ledger.base import (
+    decode_record as _decode,
+)
+from deploy_mcp.ledger.base import (
+    require_lock_args as _require_lock_args,
+)
+from deploy_mcp.ledger.base import (
+    validate_record as _validate,
+)
 from deploy_mcp.ledger.feed import Subscribers
 from deploy_mcp.ledger.ids import format_id, id_day, parse_id
 from deploy_mcp.ledger.migrations import SCHEMA_VERSION, UNFINISHED_SQL, migrate, schema_version
@@ -560,23 +569,6 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _validate(data: dict[str, Any], what: str) -> DeploymentRecord:
-    try:
-        return DeploymentRecord.model_validate(data)
-    except ValidationError as exc:
-        raise LedgerError(f"{what}: {describe_validation(exc)}") from None
-
-
-def _decode(text: str) -> DeploymentRecord:
-    try:
-        return DeploymentRecord.model_validate_json(text)
-    except ValidationError as exc:
-        raise LedgerError(
-            f"a stored record does not match this deploy-mcp's record model ({describe_validation(exc)}); "
-            "it was probably written by a newer deploy-mcp: upgrade deploy-mcp"
-        ) from None
-
-
 def _columns(record: DeploymentRecord) -> tuple[str, str, str, str, str, str]:
     """The indexed copies of the record's fields, in the order the SQL statements list them."""
     return (
@@ -587,13 +579,6 @@ def _columns(record: DeploymentRecord) -> tuple[str, str, str, str, str, str]:
         _utc_text(record.deployed_at),
         record.model_dump_json(),
     )
-
-
-def _require_lock_args(holder: str, lease_seconds: float) -> None:
-    if not isinstance(holder, str) or not holder.strip():
-        raise LedgerError(f"holder: must be non-empty text naming the process, e.g. 'pid:host:uuid' (got {holder!r})")
-    if not lease_seconds > 0:
-        raise LedgerError(f"lease_seconds: must be more than 0 (got {lease_seconds!r})")
 
 
 def _lock_row(conn: sqlite3.Connection, service: str, environment: str) -> tuple[Any, ...] | None:
